@@ -1,0 +1,12 @@
+"""monitor: a self-hosted media-monitoring and alerting daemon.
+
+The pipeline, one module per stage::
+
+    fetch.py -> feeds.py -> extract.py -> dedup.py -> match.py -> store/ -> digest.py -> notify/
+
+``pipeline.py`` runs those stages for one feed, ``service.py`` runs one cycle over all feeds and
+watchlists, ``scheduler.py`` repeats cycles, and ``cli.py`` is the only place that turns errors
+into exit codes.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,196 @@
+"""Command line: the only place that configures logging and turns errors into exit codes.
+
+Exit codes: 0 ok, 2 bad usage or invalid config, 1 runtime failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from monitor import __version__, config
+from monitor.errors import ConfigError, MonitorError
+from monitor.service import Service
+
+log = logging.getLogger("monitor")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                        help="config file (default: $MONITOR_CONFIG, else config/monitor.toml)")
+    parser = argparse.ArgumentParser(
+        prog="monitor", description="Media monitoring: feeds in, deduplicated watchlist "
+        "digests out by email and Slack.")
+    parser.add_argument("--config", default=None, metavar="PATH",
+                        help="config file (default: $MONITOR_CONFIG, else config/monitor.toml)")
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", parents=[common], help="run the daemon in the foreground",
+                   description="Poll feeds and send digests on schedule until SIGTERM/SIGINT.")
+    sub.add_parser("once", parents=[common], help="one cycle now: poll every feed, deliver due",
+                   description="Poll every feed now (ignoring intervals), process new entries, "
+                   "deliver whatever is due by schedule, and exit.")
+    digest = sub.add_parser("digest", parents=[common], help="send or preview pending digests",
+                            description="Deliver or show every pending match of every watchlist.")
+    mode = digest.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--send", action="store_true",
+                      help="send everything pending now, ignoring schedules and retry back-off")
+    mode.add_argument("--preview", action="store_true",
+                      help="print what would be sent; send nothing, mark nothing")
+    sub.add_parser("check", parents=[common], help="validate the config",
+                   description="Validate the config; every problem on its own line.")
+    sub.add_parser("status", parents=[common], help="feeds and their health, counts, digests",
+                   description="Show feed health, counts, last digest per watchlist and failed "
+                   "deliveries.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = config.load(args.config)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log.level)
+    commands: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
+        "run": cmd_run, "once": cmd_once, "digest": cmd_digest, "check": cmd_check,
+        "status": cmd_status,
+    }
+    try:
+        return commands[args.command](settings, args)
+    except MonitorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("httpx", "httpcore", "apscheduler", "trafilatura", "alembic", "slack_sdk"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
+
+
+def cmd_check(settings: config.Settings, _args: argparse.Namespace) -> int:
+    channels = ", ".join(f"{name} {'on' if name in settings.active_channels() else 'off'}"
+                         for name in config.CHANNEL_NAMES)
+    print(f"{settings.source}: ok ({len(settings.feeds)} feeds, {len(settings.watchlists)} "
+          f"watchlists; channels: {channels})")
+    for w in settings.watchlists:
+        off = [c for c in w.channels if c not in settings.active_channels()]
+        if off:
+            print(f"note: watchlist {w.name!r}: channel {', '.join(off)} not configured; "
+                  "its alerts are not queued until it is")
+    return 0
+
+
+def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
+    from monitor.store.db import daemon_lock
+
+    with daemon_lock(settings.sqlite_path()):
+        service = Service(settings)
+        try:
+            service.prepare()
+            results = service.cycle(ignore_schedule=True)
+        finally:
+            service.close()
+    for r in results:
+        if r.status == "failed":
+            print(f"feed failed: {r.url}: {r.error}")
+        else:
+            print(f"feed {r.status}: {r.url}: {r.new} new, {r.copies} copies, "
+                  f"{r.alerts} alerts")
+    return 0
+
+
+def cmd_run(settings: config.Settings, _args: argparse.Namespace) -> int:
+    from monitor.scheduler import run_daemon
+    from monitor.store.db import daemon_lock
+
+    with daemon_lock(settings.sqlite_path()):
+        service = Service(settings)
+        service.prepare()
+        finished = run_daemon(service)
+        if not finished:  # worker threads still busy: leave now, leases and transactions cover it
+            logging.shutdown()
+            os._exit(0)
+        service.close()
+    return 0
+
+
+def cmd_digest(settings: config.Settings, args: argparse.Namespace) -> int:
+    service = Service(settings)
+    try:
+        if args.preview:
+            previews = service.preview()
+            if not previews:
+                print("nothing pending")
+            for watchlist, channel, text in previews:
+                print(f"--- {watchlist} / {channel} ---")
+                print(text)
+            return 0
+        service.cut_digests(force=True)
+        report = service.relay(ignore_backoff=True)
+        left = service.unsent()
+    finally:
+        service.close()
+    for error in report.errors:
+        print(f"not delivered: {error}")
+    print(f"digests sent: {report.sent}, retrying later: {report.retrying}, "
+          f"failed: {report.failed}, still queued: {left}")
+    return 0 if left == 0 and report.failed == 0 else 1
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
+
+
+def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
+    service = Service(settings)
+    try:
+        info = service.status()
+    finally:
+        service.close()
+    feeds = info["feeds"]
+    assert isinstance(feeds, list)
+    print(f"Feeds ({len(feeds)}):")
+    for f in feeds:
+        state = "inactive" if not f.active else (f"FAILING x{f.error_count}" if f.error_count
+                                                  else "ok")
+        print(f"  [{state}] {f.url}")
+        print(f"      last success {_when(f.last_success_at)}, next check "
+              f"{_when(f.next_check_at)}, entries {f.entries_total}")
+        if f.last_error:
+            print(f"      last error ({_when(f.last_error_at)}): {f.last_error}")
+    counts = info["counts"]
+    assert isinstance(counts, dict)
+    print("Counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    last_sent = info["last_sent"]
+    assert isinstance(last_sent, dict)
+    print("Last digest:")
+    for w in settings.watchlists:
+        for channel in w.channels:
+            print(f"  {w.name} / {channel}: {_when(last_sent.get((w.name, channel)))}")
+    failed = info["failed"]
+    assert isinstance(failed, list)
+    print(f"Failed deliveries ({len(failed)}):")
+    for d in failed:
+        print(f"  digest {d.id} {d.watchlist}/{d.channel} at {_when(d.created_at)}: "
+              f"{d.last_error}")
+    unsent = info["unsent"]
+    assert isinstance(unsent, list)
+    for d in unsent:
+        print(f"  queued: digest {d.id} {d.watchlist}/{d.channel}, attempts {d.attempts}"
+              + (f", last error: {d.last_error}" if d.last_error else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,450 @@
+"""TOML config -> frozen, validated settings. The only module that reads the environment.
+
+Every setting is declared once below, with its default, type, validation and help text (the
+``description``). Unknown keys are rejected. ``${VAR}`` reads the environment (an unset variable
+is an error naming it); ``${VAR:-default}`` falls back. Relative paths resolve against the folder
+of the config file. Every problem is reported as ``file: key: message``, all at once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from monitor.errors import ConfigError, ConfigProblem
+from monitor.schedule import parse_duration, parse_schedule, parse_timezone
+
+DEFAULT_CONFIG = "config/monitor.toml"
+CHANNEL_NAMES = ("email", "slack")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"only http and https URLs are allowed, got {value!r}")
+    if not parts.hostname:
+        raise ValueError(f"URL has no host: {value!r}")
+    return value.strip()
+
+
+def _duration_seconds(value: Any) -> float:
+    return parse_duration(value).total_seconds()
+
+
+class StorageSettings(_Section):
+    url: str = Field(
+        "sqlite:///data/monitor.db",
+        description="SQLAlchemy URL: sqlite:///relative/or/absolute.db (embedded default) or "
+        "postgresql+psycopg://user@host:5432/db (several instances can share it).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        if not (v.startswith("sqlite:///") or v.startswith("postgresql")):
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")
+        if v.startswith("postgresql") and not v.startswith("postgresql+psycopg"):
+            raise ValueError("use the psycopg driver: postgresql+psycopg://...")
+        return v
+
+
+class SeedSettings(_Section):
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Files or folders of seed documents (plain text): articles already known. "
+        "A copy of a seed is recorded and linked, never alerted.",
+    )
+
+
+class FetchSettings(_Section):
+    allow_private_addresses: bool = Field(
+        False, description="true: every internal address (loopback, RFC 1918, ...) may be fetched."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description='Hosts or host:port that may resolve to internal addresses, e.g. '
+        '["127.0.0.1:8080", "intranet.example"]. Nothing else internal is fetched.',
+    )
+    timeout: Annotated[float, Field(gt=0)] = Field(
+        30.0, description="Total deadline in seconds for one request, redirects included."
+    )
+    connect_timeout: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="Seconds to wait for a connection."
+    )
+    feed_max_bytes: Annotated[int, Field(gt=0)] = Field(
+        10_000_000, description="Cap on the decoded size of a feed document."
+    )
+    page_max_bytes: Annotated[int, Field(gt=0)] = Field(
+        5_000_000, description="Cap on the decoded size of an article page."
+    )
+    max_redirects: Annotated[int, Field(ge=0, le=5)] = Field(
+        5, description="Redirect hops followed, each checked; at most 5."
+    )
+    user_agent: str = Field(
+        "monitor/0.1 (self-hosted media monitor)", description="User-Agent sent with every request."
+    )
+    workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        8, description="Feeds processed at once."
+    )
+    per_host: Annotated[int, Field(ge=1, le=16)] = Field(
+        2, description="Requests at once to one host."
+    )
+    fetch_pages: bool = Field(
+        True, description="Fetch each new entry's page and extract its text (else feed text only)."
+    )
+
+
+class PollSettings(_Section):
+    interval: float = Field(
+        1800.0, description="Default poll interval of a feed ('15m', '1h' or seconds)."
+    )
+    tick: float = Field(
+        30.0, description="How often the daemon looks for due feeds and digests."
+    )
+    max_backoff: float = Field(
+        21600.0, description="Longest wait between retries of a failing feed (never given up)."
+    )
+
+    @field_validator("interval", "tick", "max_backoff", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> float:
+        return _duration_seconds(v)
+
+
+class FeedSettings(_Section):
+    url: str = Field(description="The feed's address (http or https).")
+    name: str | None = Field(None, description="Outlet name shown in digests (default: feed title).")
+    interval: float | None = Field(None, description="Poll interval for this feed ('15m').")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http_url(v)
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, v: Any) -> float | None:
+        return None if v is None else _duration_seconds(v)
+
+
+class WatchlistSettings(_Section):
+    name: str = Field(description="Unique name of the watchlist, shown in digests.")
+    terms: Annotated[list[str], Field(min_length=1)] = Field(
+        description="Terms matched case-insensitively on word boundaries, ignoring diacritics, "
+        "with possessives."
+    )
+    channels: list[Literal["email", "slack"]] = Field(
+        default_factory=lambda: ["email"], description="Where this watchlist's digests go."
+    )
+    schedule: str = Field(
+        "hourly",
+        description="When digests go out: 'every 30m', 'hourly', 'daily 07:00' or 'cron ...'. "
+        "A watchlist that never sent a digest sends its first one at the next cycle.",
+    )
+    timezone: str = Field("UTC", description="IANA timezone of the schedule.")
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, v: list[str]) -> list[str]:
+        cleaned = [t.strip() for t in v]
+        if any(not t for t in cleaned):
+            raise ValueError("terms must not be empty strings")
+        return cleaned
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        parse_timezone(v)
+        return v
+
+    @model_validator(mode="after")
+    def _schedule(self) -> WatchlistSettings:
+        try:
+            parse_schedule(self.schedule, self.timezone)
+        except ValueError as e:
+            raise ValueError(f"schedule: {e}") from None
+        return self
+
+
+class EmailChannel(_Section):
+    enabled: bool = Field(True, description="false: keep the settings but send no mail.")
+    host: str = Field("", description="SMTP server; empty disables the channel.")
+    port: Annotated[int, Field(gt=0, lt=65536)] = Field(587, description="SMTP port.")
+    tls: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="'starttls' (default), 'ssl' (implicit TLS) or 'none'."
+    )
+    username: str = Field("", description="SMTP user; empty: no login.")
+    password: str = Field("", description="SMTP password (use ${SMTP_PASSWORD}).")
+    sender: str = Field("monitor@localhost", description="From address.")
+    recipients: list[str] = Field(default_factory=list, description="To addresses.")
+    subject: str = Field(
+        "[monitor] {watchlist}: {count} new article{plural}",
+        description="Subject line; {watchlist}, {count} and {plural} are filled in.",
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds for the SMTP conversation.")
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and bool(self.host)
+
+    @model_validator(mode="after")
+    def _recipients(self) -> EmailChannel:
+        if self.active and not self.recipients:
+            raise ValueError("recipients: at least one address is needed when host is set")
+        for r in self.recipients:
+            if "@" not in r or any(c in r for c in "\r\n<>,; "):
+                raise ValueError(f"recipients: not an email address: {r!r}")
+        return self
+
+
+class SlackChannel(_Section):
+    enabled: bool = Field(True, description="false: keep the settings but post nothing.")
+    webhook_url: str = Field("", description="Incoming-webhook URL; empty disables the channel.")
+    timeout: float = Field(30.0, gt=0, description="Seconds for one webhook call.")
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and bool(self.webhook_url)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http_url(v) if v else v
+
+
+class ChannelSettings(_Section):
+    email: EmailChannel = Field(default_factory=EmailChannel)
+    slack: SlackChannel = Field(default_factory=SlackChannel)
+
+
+class DigestSettings(_Section):
+    templates: str | None = Field(
+        None, description="Folder of templates overriding the built-in digest.txt/digest.html."
+    )
+    snippet_chars: Annotated[int, Field(ge=40, le=2000)] = Field(
+        240, description="Characters of context around a match in digests."
+    )
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+
+class Settings(_Section):
+    """The whole config, frozen once loaded."""
+
+    watchlist_files: list[str] = Field(
+        default_factory=list, description="Globs of more watchlist files, one watchlist per file."
+    )
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    seeds: SeedSettings = Field(default_factory=SeedSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    poll: PollSettings = Field(default_factory=PollSettings)
+    feeds: list[FeedSettings] = Field(default_factory=list)
+    watchlists: list[WatchlistSettings] = Field(default_factory=list)
+    channels: ChannelSettings = Field(default_factory=ChannelSettings)
+    digest: DigestSettings = Field(default_factory=DigestSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    # Filled by load(), not by the user.
+    source: str = Field("", exclude=True, description="internal")
+    base_dir: str = Field(".", exclude=True, description="internal")
+
+    def active_channels(self) -> list[str]:
+        return [name for name in CHANNEL_NAMES if getattr(self.channels, name).active]
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def seed_paths(self) -> list[Path]:
+        return [self.resolve(p) for p in self.seeds.paths]
+
+    def sqlite_path(self) -> Path | None:
+        url = self.storage.url
+        if not url.startswith("sqlite:///"):
+            return None
+        return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, key: str, env: Mapping[str, str], problems: list[ConfigProblem],
+            file: str) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string, recursively."""
+    if isinstance(value, str):
+        def sub(found: re.Match[str]) -> str:
+            name, default = found.group(1), found.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(ConfigProblem(file, key, f"environment variable {name} is not set "
+                                          f"(set it, or write ${{{name}:-default}})"))
+            return ""
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v, f"{key}[{i}]", env, problems, file) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{key}.{k}" if key else k, env, problems, file)
+                for k, v in value.items()}
+    return value
+
+
+def _read_toml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        problems.append(ConfigProblem(str(path), "", "file not found"))
+    except tomllib.TOMLDecodeError as e:
+        problems.append(ConfigProblem(str(path), "", f"not valid TOML: {e}"))
+    except OSError as e:
+        problems.append(ConfigProblem(str(path), "", f"cannot read: {e.strerror}"))
+    return None
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return msg
+
+
+def _validation_problems(e: ValidationError, file_of: Any) -> list[ConfigProblem]:
+    out = []
+    for err in e.errors():
+        loc = tuple(err["loc"])
+        file, loc = file_of(loc)
+        out.append(ConfigProblem(file, _loc(loc), _message(err)))
+    return out
+
+
+def load(path: str | os.PathLike[str] | None = None,
+         env: Mapping[str, str] | None = None) -> Settings:
+    """Read, expand and validate the config; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    if path is None:
+        path = env.get("MONITOR_CONFIG") or DEFAULT_CONFIG
+    cfg_path = Path(path)
+    problems: list[ConfigProblem] = []
+    raw = _read_toml(cfg_path, problems)
+    if raw is None:
+        raise ConfigError(problems)
+    file = str(cfg_path)
+    data = _expand(raw, "", env, problems, file)
+    base_dir = cfg_path.resolve().parent
+
+    # Watchlist files: one watchlist per file, its keys at top level (name defaults to the stem).
+    inline = data.get("watchlists", [])
+    if not isinstance(inline, list):
+        problems.append(ConfigProblem(file, "watchlists", "must be an array of tables"))
+        inline = []
+    origins: list[tuple[str, int | None]] = [(file, i) for i in range(len(inline))]
+    files = data.get("watchlist_files", [])
+    if isinstance(files, list):
+        for i, pattern in enumerate(files):
+            if not isinstance(pattern, str):
+                continue
+            full = pattern if os.path.isabs(pattern) else str(base_dir / pattern)
+            matched = sorted(glob.glob(full))
+            if not matched and not glob.has_magic(pattern):
+                problems.append(ConfigProblem(file, f"watchlist_files[{i}]",
+                                              f"no such file: {full}"))
+            for wfile in matched:
+                wraw = _read_toml(Path(wfile), problems)
+                if wraw is None:
+                    continue
+                wdata = _expand(wraw, "", env, problems, wfile)
+                wdata.setdefault("name", Path(wfile).stem)
+                inline.append(wdata)
+                origins.append((wfile, None))
+    data["watchlists"] = inline
+
+    def file_of(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        if len(loc) >= 2 and loc[0] == "watchlists" and isinstance(loc[1], int):
+            origin, index = origins[loc[1]] if loc[1] < len(origins) else (file, loc[1])
+            if index is None:
+                return origin, loc[2:]
+            return origin, ("watchlists", index, *loc[2:])
+        return file, loc
+
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate({**data, "source": file, "base_dir": str(base_dir)})
+    except ValidationError as e:
+        problems.extend(_validation_problems(e, file_of))
+    if settings is not None:
+        problems.extend(_cross_checks(settings, origins))
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    return _resolved(settings)
+
+
+def _cross_checks(s: Settings, origins: list[tuple[str, int | None]]) -> list[ConfigProblem]:
+    problems = []
+    seen: dict[str, int] = {}
+    for i, w in enumerate(s.watchlists):
+        origin, index = origins[i]
+        key = f"watchlists[{index}].name" if index is not None else "name"
+        if w.name in seen:
+            problems.append(ConfigProblem(origin, key, f"duplicate watchlist name {w.name!r}"))
+        seen[w.name] = i
+    urls: set[str] = set()
+    for i, f in enumerate(s.feeds):
+        if f.url in urls:
+            problems.append(ConfigProblem(s.source, f"feeds[{i}].url", f"duplicate feed {f.url}"))
+        urls.add(f.url)
+    for i, p in enumerate(s.seeds.paths):
+        if not s.resolve(p).exists():
+            problems.append(ConfigProblem(s.source, f"seeds.paths[{i}]",
+                                          f"no such file or folder: {s.resolve(p)}"))
+    if s.digest.templates and not s.resolve(s.digest.templates).is_dir():
+        problems.append(ConfigProblem(s.source, "digest.templates",
+                                      f"no such folder: {s.resolve(s.digest.templates)}"))
+    for i, host in enumerate(s.fetch.allowed_hosts):
+        if not host or "/" in host or " " in host:
+            problems.append(ConfigProblem(s.source, f"fetch.allowed_hosts[{i}]",
+                                          f"expected host or host:port, got {host!r}"))
+    return problems
+
+
+def _resolved(s: Settings) -> Settings:
+    """Make the SQLite path absolute (relative to the config file's folder)."""
+    url = s.storage.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rest = url.removeprefix("sqlite:///")
+        if rest and not rest.startswith(":memory:"):
+            url = "sqlite:///" + str(s.resolve(rest))
+            s = s.model_copy(update={"storage": StorageSettings(url=url)})
+    return s

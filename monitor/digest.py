@@ -1,0 +1,190 @@
+"""Matches -> digest -> text, HTML and Slack messages. Pure: data in, strings out.
+
+Templates are Jinja2 in a sandbox, HTML autoescaped; data is only ever passed *to* a template,
+never rendered *as* one, so ``{{ 7*7 }}`` in a title is shown literally. A folder given as
+``digest.templates`` may override ``digest.txt`` and ``digest.html``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+
+from monitor.text import clean, fold
+
+SLACK_MAX_BLOCKS = 50
+SLACK_MAX_SECTION = 3000
+SLACK_ITEMS_PER_MESSAGE = 45
+
+
+@dataclass(frozen=True)
+class Copy:
+    outlet: str
+    link: str
+
+
+@dataclass(frozen=True)
+class Item:
+    article_id: int
+    title: str
+    link: str  # the entry's link as given; "" when it is not http(s)
+    outlet: str
+    published: datetime | None
+    terms: list[str]
+    snippet: str
+    also_in: list[Copy] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.link).hostname or "" if self.link else ""
+
+    @property
+    def segments(self) -> list[tuple[str, bool]]:
+        """The snippet cut into (text, is_match) pieces, for highlighting."""
+        return highlight(self.snippet, self.terms)
+
+
+@dataclass(frozen=True)
+class DigestData:
+    watchlist: str
+    items: list[Item]
+    generated_at: datetime
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+    slack: list[dict[str, object]]  # one webhook payload per message
+
+
+def safe_link(link: str) -> str:
+    """Only http(s) links reach a digest."""
+    try:
+        scheme = urlsplit(link).scheme.lower()
+    except ValueError:
+        return ""
+    return link if scheme in ("http", "https") else ""
+
+
+def highlight(snippet: str, terms: Sequence[str]) -> list[tuple[str, bool]]:
+    folded, origin = fold(snippet)
+    spans: list[tuple[int, int]] = []
+    for term in sorted(set(terms), key=len, reverse=True):
+        words = [re.escape(w) for w in fold(term)[0].split() if w]
+        if not words:
+            continue
+        for m in re.finditer(r"(?<!\w)" + r"[\s\-]+".join(words) + r"(?!\w)", folded):
+            start, end = origin[m.start()], origin[m.end() - 1] + 1
+            if all(end <= s or start >= e for s, e in spans):
+                spans.append((start, end))
+    pieces: list[tuple[str, bool]] = []
+    pos = 0
+    for start, end in sorted(spans):
+        if start > pos:
+            pieces.append((snippet[pos:start], False))
+        pieces.append((snippet[start:end], True))
+        pos = end
+    if pos < len(snippet):
+        pieces.append((snippet[pos:], False))
+    return pieces
+
+
+def subject_line(template: str, watchlist: str, count: int) -> str:
+    try:
+        text = template.format(watchlist=watchlist, count=count, plural="" if count == 1 else "s")
+    except (KeyError, IndexError, ValueError):
+        text = f"[monitor] {watchlist}: {count} new"
+    return clean(text, 250, single_line=True)
+
+
+def message_id(digest_id: int, watchlist: str, channel: str, domain: str) -> str:
+    token = hashlib.sha256(f"{digest_id}:{watchlist}:{channel}".encode()).hexdigest()[:16]
+    domain = re.sub(r"[^A-Za-z0-9.-]", "", domain) or "monitor.invalid"
+    return f"<digest.{digest_id}.{token}@{domain}>"
+
+
+class Renderer:
+    def __init__(self, templates: Path | None = None, subject: str = "") -> None:
+        loaders: list[FileSystemLoader | PackageLoader] = []
+        if templates is not None:
+            loaders.append(FileSystemLoader(str(templates)))
+        loaders.append(PackageLoader("monitor", "templates"))
+        self.env = SandboxedEnvironment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        )
+        self.subject = subject or "[monitor] {watchlist}: {count} new article{plural}"
+
+    def render(self, data: DigestData) -> Rendered:
+        context = {"digest": data, "items": data.items, "count": len(data.items)}
+        return Rendered(
+            subject=subject_line(self.subject, data.watchlist, len(data.items)),
+            text=self.env.get_template("digest.txt").render(context),
+            html=self.env.get_template("digest.html").render(context),
+            slack=slack_messages(data),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Slack (Block Kit): every piece of data escaped, so no mention fires and no link is forged.
+
+
+def slack_escape(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_url(link: str) -> str:
+    return quote(link, safe=":/?#[]@!$&'()*+,;=%~-._").replace("|", "%7C")
+
+
+def _slack_item(item: Item) -> dict[str, object]:
+    title = slack_escape(item.title or "(untitled)")
+    head = f"*<{slack_escape(_slack_url(item.link))}|{title}>*" if item.link else f"*{title}*"
+    meta = " · ".join(p for p in (slack_escape(item.outlet), slack_escape(item.host)) if p)
+    terms = ", ".join(slack_escape(t) for t in item.terms)
+    snippet = "".join(f"*{slack_escape(t.strip())}* " if hit and t.strip() else slack_escape(t)
+                      for t, hit in item.segments)
+    lines = [head, f"_{meta}_ — matched: {terms}" if meta else f"matched: {terms}",
+             f">{' '.join(snippet.split())}"]
+    if item.also_in:
+        lines.append("also in: " + ", ".join(slack_escape(c.outlet or c.link) for c in
+                                               item.also_in))
+    text = "\n".join(lines)
+    if len(text) > SLACK_MAX_SECTION:
+        text = text[: SLACK_MAX_SECTION - 1] + "…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def slack_messages(data: DigestData) -> list[dict[str, object]]:
+    chunks = [data.items[i : i + SLACK_ITEMS_PER_MESSAGE]
+              for i in range(0, len(data.items), SLACK_ITEMS_PER_MESSAGE)] or [[]]
+    messages = []
+    for n, chunk in enumerate(chunks, 1):
+        part = f" ({n}/{len(chunks)})" if len(chunks) > 1 else ""
+        header = (f"*{slack_escape(data.watchlist)}*: {len(data.items)} new "
+                  f"article{'s' if len(data.items) != 1 else ''}{part}")
+        blocks: list[dict[str, object]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": header}}, {"type": "divider"}
+        ]
+        blocks.extend(_slack_item(item) for item in chunk)
+        assert len(blocks) <= SLACK_MAX_BLOCKS
+        summary = clean(f"{data.watchlist}: {len(data.items)} new{part}", 200, single_line=True)
+        messages.append({"text": slack_escape(summary),
+                         "blocks": blocks, "unfurl_links": False, "unfurl_media": False})
+    return messages
+
+
+def dumps_slack(messages: list[dict[str, object]]) -> str:
+    return json.dumps(messages, ensure_ascii=False)

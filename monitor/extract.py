@@ -1,0 +1,28 @@
+"""Article page HTML -> main text (trafilatura), bounded.
+
+Reader comments, related-story boxes, navigation and cookie banners are not the article:
+``include_comments=False`` keeps them out, so a term found only there does not alert.
+Measured on the 181 pages of shared/corpus/articles: token F1 0.961 against the hand-extracted
+text with ``fast=True`` (0.959 without), about 29 ms a page with decompression (see bench/).
+"""
+
+from __future__ import annotations
+
+import trafilatura
+
+from monitor.text import clean
+
+MAX_TEXT = 200_000
+MAX_TREE = 200_000  # elements; larger pages are refused by trafilatura rather than walked
+
+
+def extract_text(html: bytes, url: str) -> str:
+    """The main text of a page, or "" when nothing usable was found ("no text" is a value)."""
+    try:
+        text = trafilatura.extract(
+            html, url=url, include_comments=False, include_tables=True, fast=True,
+            max_tree_size=MAX_TREE,
+        )
+    except (ValueError, TypeError, RecursionError, MemoryError):
+        return ""
+    return clean(text, MAX_TEXT) if text else ""

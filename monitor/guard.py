@@ -1,0 +1,103 @@
+"""Which addresses may be fetched, checked on the resolved address at connect time.
+
+"Internal" means loopback, RFC 1918, link-local (cloud metadata), CGNAT, ULA, unspecified,
+multicast, reserved, and IPv6 forms that embed any of these (IPv4-mapped, 6to4, Teredo). The
+check runs inside the HTTP connection itself (``GuardedBackend.connect_tcp``): the host is
+resolved once, every answer checked, and the socket opened to the checked address, so no spelling
+(``2130706433``, ``0x7f.1``, ``[::ffff:127.0.0.1]``) and no DNS rebinding gets through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpcore
+from httpcore._backends.sync import SyncBackend
+
+from monitor.errors import BlockedAddress
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def is_internal(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None and is_internal(embedded):
+            return True
+    return (
+        not ip.is_global
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or ip.is_link_local
+        or ip.is_loopback
+        or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT)
+    )
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    allow_private: bool = False
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_settings(cls, allow_private: bool, allowed_hosts: Iterable[str]) -> AddressPolicy:
+        return cls(allow_private, frozenset(h.strip().lower() for h in allowed_hosts))
+
+    def host_opened(self, host: str, port: int) -> bool:
+        """Entries are "host", "host:port" or "[v6]:port", compared case-insensitively."""
+        host = host.lower().strip("[]")
+        spellings = {host, f"{host}:{port}", f"[{host}]", f"[{host}]:{port}"}
+        return self.allow_private or not spellings.isdisjoint(self.allowed_hosts)
+
+    def check(self, host: str, port: int, addresses: list[str]) -> str:
+        """Return the first address we may connect to, or raise BlockedAddress."""
+        if not addresses:
+            raise BlockedAddress(f"{host} did not resolve to any address")
+        opened = self.host_opened(host, port)
+        for raw in addresses:
+            ip = ipaddress.ip_address(raw.split("%", 1)[0])
+            if is_internal(ip) and not opened:
+                raise BlockedAddress(
+                    f"refused {host}:{port}: resolves to internal address {ip} "
+                    f"(allow it with fetch.allowed_hosts)"
+                )
+        return addresses[0]
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """httpcore network backend that resolves, checks and connects to the checked address."""
+
+    def __init__(self, policy: AddressPolicy, resolver: Resolver = system_resolver) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self._inner = SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        try:
+            addresses = self.resolver(host, port)
+        except (OSError, UnicodeError) as e:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {e}") from e
+        address = self.policy.check(host, port, addresses)
+        return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        raise BlockedAddress("unix sockets are never fetched")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)

@@ -1,0 +1,104 @@
+"""Watchlists -> compiled matcher -> matches with spans and snippets. Pure.
+
+A plain ``terms`` list matches case-insensitively, ignoring diacritics (Goïta = Goita), on Unicode
+word boundaries (so "Wagner" is not found inside "Wagnerian" and "é" counts as a letter), with
+possessives ("Wagner's", "Wagner’s"). Multi-word terms allow any run of spaces or hyphens between
+their words. Matching runs on folded text; spans are mapped back to the original text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from monitor.text import fold
+
+POSSESSIVE = r"(?:'s|')?"
+
+
+@dataclass(frozen=True)
+class Span:
+    field: str  # "title" or "text"
+    start: int
+    end: int
+    term: str
+
+
+@dataclass(frozen=True)
+class WatchlistMatch:
+    watchlist: str
+    terms: list[str]  # configured terms that matched, in first-seen order
+    spans: list[Span]
+    snippet: str
+
+
+def _term_pattern(term: str) -> str:
+    folded, _ = fold(term)
+    parts = [re.escape(p) for p in re.split(r"[\s\-‐-―]+", folded) if p]
+    return r"[\s\-‐-―]+".join(parts)
+
+
+@dataclass(frozen=True)
+class CompiledWatchlist:
+    name: str
+    terms: tuple[str, ...]
+    pattern: re.Pattern[str]
+
+    @classmethod
+    def build(cls, name: str, terms: Sequence[str]) -> CompiledWatchlist:
+        # Longest first, so "Wagner Group" wins over "Wagner" at the same place.
+        ordered = sorted(set(terms), key=lambda t: (-len(t), t))
+        alternatives = "|".join(f"(?P<t{i}>{_term_pattern(t)})" for i, t in enumerate(ordered))
+        pattern = re.compile(rf"(?<!\w)(?:{alternatives}){POSSESSIVE}(?!\w)")
+        return cls(name, tuple(ordered), pattern)
+
+    def find(self, field: str, text: str) -> list[Span]:
+        if not text:
+            return []
+        folded, origin = fold(text)
+        spans = []
+        for found in self.pattern.finditer(folded):
+            group = found.lastgroup
+            assert group is not None
+            term = self.terms[int(group[1:])]
+            start = origin[found.start()]
+            end = origin[found.end() - 1] + 1
+            spans.append(Span(field, start, end, term))
+        return spans
+
+
+def snippet(text: str, span: Span, width: int) -> str:
+    """About ``width`` characters of ``text`` around ``span``, cut at spaces, with ellipses."""
+    half = max((width - (span.end - span.start)) // 2, 20)
+    start = max(span.start - half, 0)
+    end = min(span.end + half, len(text))
+    if start > 0:
+        space = text.find(" ", start, span.start)
+        start = space + 1 if space != -1 else start
+    if end < len(text):
+        space = text.rfind(" ", span.end, end)
+        end = space if space != -1 else end
+    piece = " ".join(text[start:end].split())
+    return ("…" if start > 0 else "") + piece + ("…" if end < len(text) else "")
+
+
+class Matcher:
+    def __init__(self, watchlists: Sequence[tuple[str, Sequence[str]]], snippet_chars: int = 240):
+        self.watchlists = [CompiledWatchlist.build(name, terms) for name, terms in watchlists]
+        self.snippet_chars = snippet_chars
+
+    def match(self, title: str, text: str) -> list[WatchlistMatch]:
+        out = []
+        for wl in self.watchlists:
+            spans = wl.find("title", title) + wl.find("text", text)
+            if not spans:
+                continue
+            terms = list(dict.fromkeys(s.term for s in spans))
+            body_spans = [s for s in spans if s.field == "text"]
+            if body_spans:
+                snip = snippet(text, body_spans[0], self.snippet_chars)
+            else:
+                snip = snippet(title, spans[0], self.snippet_chars)
+            out.append(WatchlistMatch(wl.name, terms, spans, snip))
+        return out

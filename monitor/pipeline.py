@@ -1,0 +1,211 @@
+"""One feed, top to bottom: fetch -> parse -> (per new entry) fetch page + extract -> dedup ->
+match -> store. Expected failures come back as a ``FeedResult`` and are stored on the feed."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import feeds
+from monitor.config import Settings
+from monitor.dedup import MIN_OVERLAP, Verdict, decide, fingerprint
+from monitor.errors import FeedError, FetchError, RetryLater
+from monitor.extract import extract_text
+from monitor.feeds import Entry
+from monitor.fetch import NOT_MODIFIED, Fetcher
+from monitor.match import Matcher, WatchlistMatch
+from monitor.schedule import backoff
+from monitor.store import articles
+from monitor.store import feeds as feed_store
+from monitor.store.feeds import FeedJob
+from monitor.store.tables import Article
+
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
+               "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+
+
+@dataclass
+class Context:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    fetcher: Fetcher
+    matcher: Matcher
+    channels: dict[str, list[str]]  # watchlist -> active channels it alerts on
+    clock: Callable[[], datetime]
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass
+class FeedResult:
+    feed_id: int
+    url: str
+    status: str  # ok | not-modified | unchanged | failed
+    new: int = 0
+    copies: int = 0
+    alerts: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Stored:
+    article_id: int
+    copy: bool
+    alerts: int
+
+
+def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
+    now = ctx.clock()
+    try:
+        fetched = ctx.fetcher.get(job.url, max_bytes=ctx.settings.fetch.feed_max_bytes,
+                                  etag=job.etag, last_modified=job.last_modified,
+                                  accept=FEED_ACCEPT)
+        if fetched is NOT_MODIFIED:
+            return _succeeded(ctx, job, now, "not-modified", not_modified=True)
+        assert not isinstance(fetched, type(NOT_MODIFIED))
+        body_hash = hashlib.sha256(fetched.body).hexdigest()
+        if body_hash == job.body_hash:  # a server that ignores validators
+            return _succeeded(ctx, job, now, "unchanged", not_modified=True)
+        parsed = feeds.parse(fetched.body, fetched.url, now, fetched.content_type)
+    except RetryLater as e:
+        return _failed(ctx, job, now, str(e), wait=e.retry_after)
+    except (FetchError, FeedError) as e:
+        return _failed(ctx, job, now, str(e))
+
+    result = FeedResult(job.id, job.url, "ok")
+    for key, entry in _new_entries(ctx, job, parsed.entries).items():
+        stored = process_entry(ctx, job, key, entry)
+        result.new += 1
+        result.copies += stored.copy
+        result.alerts += stored.alerts
+    _succeeded(ctx, job, now, "ok", title=parsed.title, etag=fetched.etag,
+               last_modified=fetched.last_modified, body_hash=body_hash, new=result.new)
+    return result
+
+
+def _new_entries(ctx: Context, job: FeedJob, entries: list[Entry]) -> dict[str, Entry]:
+    """Entries of this feed not seen before, by identity (first occurrence wins)."""
+    by_key: dict[str, Entry] = {}
+    for entry in entries:
+        by_key.setdefault(entry.key(job.id), entry)
+    with ctx.sessions.begin() as session:
+        known = feed_store.known_entry_keys(session, job.id, list(by_key))
+    return {k: e for k, e in by_key.items() if k not in known}
+
+
+def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry) -> Stored:
+    now = ctx.clock()
+    with ctx.sessions.begin() as session:
+        same_url = articles.by_canonical_url(session, entry.canonical)
+        if same_url is not None:  # one article in two feeds, or reposted in this one
+            articles.add_entry(session, job.id, key, same_url, entry.link, now)
+            return Stored(same_url, True, 0)
+    text, source, fetch_error = article_text(ctx, entry)
+    fp = fingerprint(text)
+    matches = ctx.matcher.match(entry.title, text)
+    with ctx.sessions.begin() as session:
+        articles.lock_for_dedup(session)
+        same_url = articles.by_canonical_url(session, entry.canonical)
+        if same_url is not None:  # stored by another worker meanwhile
+            articles.add_entry(session, job.id, key, same_url, entry.link, now)
+            return Stored(same_url, True, 0)
+        verdict = _copy_verdict(session, fp.content_hash, fp.shingles)
+        root, root_is_seed = (articles.original_of(session, verdict.original_id)
+                              if verdict else (None, False))
+        article_id = articles.insert_article(session, Article(
+            feed_id=job.id, guid=entry.guid, link=entry.link,
+            canonical_url=entry.canonical or None, title=entry.title, outlet=job.outlet or
+            _host(entry.link), text=text, text_source=source, fetch_error=fetch_error,
+            content_hash=fp.content_hash or None, shingle_count=len(fp.shingles),
+            published_at=entry.published, created_at=now, is_seed=False,
+            duplicate_of_id=root, dup_reason=verdict.reason if verdict else None,
+            dup_score=verdict.score if verdict else None,
+        ), fp.shingles)
+        articles.add_entry(session, job.id, key, article_id, entry.link, now)
+        alerts = _record_matches(ctx, session, article_id, matches, root, root_is_seed, now)
+    return Stored(article_id, verdict is not None, alerts)
+
+
+def _copy_verdict(session: Session, content_hash: str, shingles: frozenset[int]
+                  ) -> Verdict | None:
+    same_text = articles.by_content_hash(session, content_hash)
+    if same_text is not None:
+        return Verdict(same_text, "same-text", 1.0)
+    candidates = articles.copy_candidates(session, shingles, MIN_OVERLAP)
+    return decide(len(shingles), candidates)
+
+
+def _record_matches(ctx: Context, session: Session, article_id: int,
+                    matches: list[WatchlistMatch], root: int | None, root_is_seed: bool,
+                    now: datetime) -> int:
+    """Store each match; queue alerts unless the article copies a seed, or copies an article
+    already alerted on that channel (then it shows as "also in" under the original)."""
+    alerts = 0
+    for match in matches:
+        match_id = articles.add_match(session, article_id, match, now)
+        if root_is_seed:
+            continue
+        channels = list(ctx.channels.get(match.watchlist, []))
+        if root is not None:
+            done = articles.alerted_channels(session, root, match.watchlist)
+            channels = [c for c in channels if c not in done]
+        alerts += articles.add_alerts(session, article_id, match_id, match.watchlist,
+                                      channels, now)
+    return alerts
+
+
+def article_text(ctx: Context, entry: Entry) -> tuple[str, str, str | None]:
+    """(text, source, fetch error): the page's main text, else the feed's own summary."""
+    if not entry.canonical:
+        reason = "link not fetched: not an http(s) URL" if entry.link else None
+        return entry.summary, "summary" if entry.summary else "none", reason
+    if not ctx.settings.fetch.fetch_pages:
+        return entry.summary, "summary" if entry.summary else "none", None
+    try:
+        page = ctx.fetcher.get(entry.link, max_bytes=ctx.settings.fetch.page_max_bytes,
+                               accept=PAGE_ACCEPT)
+    except FetchError as e:
+        return entry.summary, "summary" if entry.summary else "none", str(e)
+    if page is NOT_MODIFIED:
+        return entry.summary, "summary" if entry.summary else "none", "page: 304 without ask"
+    assert not isinstance(page, type(NOT_MODIFIED))
+    text = extract_text(page.body, page.url)
+    if text and len(text) >= min(len(entry.summary), 200):
+        return text, "page", None
+    return entry.summary, "summary" if entry.summary else "none", "page: no article text found"
+
+
+def _host(link: str) -> str:
+    try:
+        return urlsplit(link).hostname or ""
+    except ValueError:
+        return ""
+
+
+def _succeeded(ctx: Context, job: FeedJob, now: datetime, status: str, *,
+               not_modified: bool = False, title: str | None = None, etag: str | None = None,
+               last_modified: str | None = None, body_hash: str | None = None,
+               new: int = 0) -> FeedResult:
+    next_check = now + timedelta(seconds=job.interval_seconds * ctx.rng.uniform(0.95, 1.05))
+    with ctx.sessions.begin() as session:
+        feed_store.record_success(session, job.id, now, next_check, title=title, etag=etag,
+                                  last_modified=last_modified, body_hash=body_hash,
+                                  new_entries=new, not_modified=not_modified)
+    return FeedResult(job.id, job.url, status, new=new)
+
+
+def _failed(ctx: Context, job: FeedJob, now: datetime, reason: str,
+            wait: float | None = None) -> FeedResult:
+    delay = backoff(job.interval_seconds, job.error_count + 1, ctx.settings.poll.max_backoff,
+                    ctx.rng.uniform(0.8, 1.2))
+    if wait is not None:
+        delay = max(delay, wait)
+    with ctx.sessions.begin() as session:
+        feed_store.record_failure(session, job.id, now, now + timedelta(seconds=delay), reason)
+    return FeedResult(job.id, job.url, "failed", error=reason)

@@ -1,0 +1,58 @@
+"""The seed corpus: documents already known. Loaded at start-up; a copy of a seed is linked to
+it as "already known" and never alerted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.dedup import fingerprint
+from monitor.store import articles
+from monitor.store.tables import Article
+from monitor.text import clean
+
+log = logging.getLogger(__name__)
+SEED_SUFFIXES = {".txt", ".md", ".text"}
+MAX_SEED_BYTES = 5_000_000
+
+
+def seed_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()
+                                and p.suffix.lower() in SEED_SUFFIXES))
+        elif path.is_file():
+            files.append(path)
+    return files
+
+
+def load_seeds(sessions: sessionmaker[Session], paths: Iterable[Path], now: datetime) -> int:
+    """Store every seed not stored yet (by content hash); return how many were added."""
+    added = 0
+    with sessions.begin() as session:
+        known = articles.seed_hashes(session)
+    for path in seed_files(paths):
+        raw = path.read_bytes()[:MAX_SEED_BYTES].decode("utf-8", "replace")
+        text = clean(raw, MAX_SEED_BYTES)
+        fp = fingerprint(text)
+        if not fp.content_hash or fp.content_hash in known:
+            continue
+        title = next((line.strip() for line in text.splitlines() if line.strip()), path.name)
+        with sessions.begin() as session:
+            articles.lock_for_dedup(session)
+            articles.insert_article(session, Article(
+                title=clean(title, 300, single_line=True), outlet="seed corpus", text=text,
+                text_source="seed", content_hash=fp.content_hash,
+                shingle_count=len(fp.shingles), created_at=now, is_seed=True,
+                seed_path=str(path)[:1024], guid="", link="",
+            ), fp.shingles)
+        known.add(fp.content_hash)
+        added += 1
+    if added:
+        log.info("seeds loaded: %d new seed documents", added)
+    return added

@@ -1,0 +1,280 @@
+"""One monitor instance: the database, the fetcher, the matcher and the channels, and the three
+things a cycle does: poll due feeds, cut due digests, relay the outbox."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from monitor import seeds
+from monitor.config import Settings
+from monitor.digest import DigestData, Renderer, dumps_slack, message_id
+from monitor.errors import DeliveryError, PermanentDeliveryError
+from monitor.fetch import Fetcher
+from monitor.guard import AddressPolicy, Resolver, system_resolver
+from monitor.match import Matcher
+from monitor.notify.email import EmailSender
+from monitor.notify.slack import SlackSender
+from monitor.pipeline import Context, FeedResult, process_feed
+from monitor.schedule import parse_schedule
+from monitor.store import db, outbox
+from monitor.store import feeds as feed_store
+from monitor.store.outbox import DigestJob
+from monitor.store.tables import Alert, Article, Feed, Match
+
+log = logging.getLogger("monitor")
+
+FEED_LEASE = timedelta(minutes=15)
+DIGEST_LEASE = timedelta(minutes=5)
+DELIVERY_RETRY_CAP = 3600.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RelayReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Service:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
+                 resolver: Resolver = system_resolver) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.engine, self.sessions = db.open_database(settings.storage.url)
+        f = settings.fetch
+        self.fetcher = Fetcher(
+            policy=AddressPolicy.from_settings(f.allow_private_addresses, f.allowed_hosts),
+            user_agent=f.user_agent, timeout=f.timeout, connect_timeout=f.connect_timeout,
+            max_redirects=f.max_redirects, per_host=f.per_host,
+            max_connections=max(f.workers * 2, 8), resolver=resolver,
+        )
+        self.matcher = Matcher([(w.name, w.terms) for w in settings.watchlists],
+                               settings.digest.snippet_chars)
+        active = set(settings.active_channels())
+        self.channels = {w.name: [c for c in w.channels if c in active]
+                         for w in settings.watchlists}
+        templates = settings.resolve(settings.digest.templates) if settings.digest.templates \
+            else None
+        self.renderer = Renderer(templates, settings.channels.email.subject)
+        self.stopping = threading.Event()
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.engine.dispose()
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Make the feeds table follow the config and load new seed documents."""
+        now = self.clock()
+        interval = self.settings.poll.interval
+        with self.sessions.begin() as session:
+            feed_store.sync_feeds(session, [(f.url, f.name, f.interval or interval)
+                                            for f in self.settings.feeds], now)
+        seeds.load_seeds(self.sessions, self.settings.seed_paths(), now)
+
+    def context(self) -> Context:
+        return Context(self.settings, self.sessions, self.fetcher, self.matcher, self.channels,
+                       self.clock)
+
+    # -- polling -------------------------------------------------------------------------------
+
+    def poll(self, *, ignore_schedule: bool = False) -> list[FeedResult]:
+        """Poll due feeds (every active feed with ``ignore_schedule``) until none is due."""
+        results: list[FeedResult] = []
+        ctx = self.context()
+        batch = 100_000 if ignore_schedule else self.settings.fetch.workers * 4
+        with ThreadPoolExecutor(self.settings.fetch.workers, "feed") as pool:
+            while not self.stopping.is_set():
+                with self.sessions.begin() as session:
+                    jobs = feed_store.claim_due(session, self.owner, self.clock(), FEED_LEASE,
+                                                batch, ignore_schedule=ignore_schedule)
+                if not jobs:
+                    break
+                results.extend(pool.map(lambda job: self._poll_one(ctx, job), jobs))
+                if ignore_schedule:
+                    break
+        return results
+
+    def _poll_one(self, ctx: Context, job: feed_store.FeedJob) -> FeedResult:
+        if self.stopping.is_set():
+            return FeedResult(job.id, job.url, "skipped", error="shutting down")
+        try:
+            result = process_feed(ctx, job)
+        except Exception as e:  # a bug must not stop the other feeds; it is logged loudly
+            log.exception("feed=%s status=crashed", job.url)
+            result = FeedResult(job.id, job.url, "failed", error=f"internal error: {e!r}"[:500])
+            with self.sessions.begin() as session:
+                now = self.clock()
+                feed_store.record_failure(session, job.id, now,
+                                          now + timedelta(seconds=job.interval_seconds),
+                                          result.error)
+        if result.status == "failed":
+            log.warning("feed=%s status=failed error=%r", job.url, result.error)
+        else:
+            log.info("feed=%s status=%s new=%d copies=%d alerts=%d", job.url, result.status,
+                     result.new, result.copies, result.alerts)
+        return result
+
+    # -- digests -------------------------------------------------------------------------------
+
+    def cut_digests(self, *, force: bool = False) -> int:
+        """Turn pending alerts into digests for every watchlist that is due (all with
+        ``force``). Due-ness is stored, so a restart after downtime finds one digest due."""
+        made = 0
+        for wl in self.settings.watchlists:
+            now = self.clock()
+            schedule = parse_schedule(wl.schedule, wl.timezone)
+            with self.sessions.begin() as session:
+                state = outbox.watchlist_state(session, wl.name, lock=True)
+                due = force or state is None or state.next_digest_at is None or \
+                    state.next_digest_at <= now
+                if not due:
+                    continue
+                count = sum(self._cut_one(session, wl.name, ch, now) for ch in
+                            self.channels.get(wl.name, []))
+                made += count
+                if not force or state is None:
+                    last = state.last_digest_at if state else None
+                    outbox.set_watchlist_state(session, wl.name, schedule.next_after(now, last),
+                                               now if count else None)
+        return made
+
+    def _cut_one(self, session: Session, watchlist: str, channel: str, now: datetime) -> int:
+        alert_ids = outbox.pending_alerts(session, watchlist, channel)
+        if not alert_ids:
+            return 0  # no empty digests
+        items = outbox.digest_items(session, alert_ids)
+        row = outbox.insert_digest(session, watchlist, channel, len(items), now)
+        rendered = self.renderer.render(DigestData(watchlist, items, now))
+        domain = self.settings.channels.email.sender.rpartition("@")[2]
+        row.subject, row.body_text, row.body_html = rendered.subject, rendered.text, rendered.html
+        row.slack_payload = dumps_slack(rendered.slack)
+        row.message_id = message_id(row.id, watchlist, channel, domain)
+        row.status = "queued"
+        outbox.assign_alerts(session, alert_ids, row.id)
+        log.info("digest=%d watchlist=%s channel=%s articles=%d status=queued", row.id,
+                 watchlist, channel, len(items))
+        return 1
+
+    def preview(self) -> list[tuple[str, str, str]]:
+        """(watchlist, channel, text) of everything that would be sent now; changes nothing."""
+        out = []
+        with self.sessions() as session:
+            for d in outbox.unsent_digests(session):
+                out.append((d.watchlist, d.channel, d.body_text))
+            now = self.clock()
+            for wl in self.settings.watchlists:
+                for channel in self.channels.get(wl.name, []):
+                    ids = outbox.pending_alerts(session, wl.name, channel)
+                    if ids:
+                        items = outbox.digest_items(session, ids)
+                        text = self.renderer.render(DigestData(wl.name, items, now)).text
+                        out.append((wl.name, channel, text))
+            session.rollback()
+        return out
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def relay(self, *, ignore_backoff: bool = False) -> RelayReport:
+        """Send queued digests: claim (lease), send, record. A crash between send and record
+        leaves the lease to expire and that one digest is sent again: at most one repeat."""
+        report = RelayReport()
+        tried: set[int] = set()
+        while not self.stopping.is_set():
+            with self.sessions.begin() as session:
+                jobs = outbox.claim_digests(session, self.owner, self.clock(), DIGEST_LEASE,
+                                            ignore_backoff=ignore_backoff, exclude=tried)
+            if not jobs:
+                break
+            for job in jobs:
+                tried.add(job.id)
+                self._deliver(job, report)
+        return report
+
+    def _deliver(self, job: DigestJob, report: RelayReport) -> None:
+        try:
+            if job.channel == "email" and self.settings.channels.email.active:
+                EmailSender(self.settings.channels.email).send(job)
+            elif job.channel == "slack" and self.settings.channels.slack.active:
+                SlackSender(self.settings.channels.slack).send(job, self._part_recorder(job))
+            else:
+                raise DeliveryError(f"channel {job.channel} is not configured")
+        except PermanentDeliveryError as e:
+            with self.sessions.begin() as session:
+                outbox.mark_failed(session, job.id, self.owner, str(e))
+            report.failed += 1
+            report.errors.append(f"digest {job.id} ({job.watchlist}/{job.channel}): {e}")
+            log.error("digest=%d channel=%s status=failed error=%r", job.id, job.channel, str(e))
+            return
+        except DeliveryError as e:
+            wait = e.retry_after or min(60.0 * 2 ** (job.attempts - 1), DELIVERY_RETRY_CAP)
+            with self.sessions.begin() as session:
+                outbox.mark_retry(session, job.id, self.owner, str(e),
+                                  self.clock() + timedelta(seconds=wait))
+            report.retrying += 1
+            report.errors.append(f"digest {job.id} ({job.watchlist}/{job.channel}): {e}")
+            log.warning("digest=%d channel=%s status=retrying in=%.0fs error=%r", job.id,
+                        job.channel, wait, str(e))
+            return
+        with self.sessions.begin() as session:
+            outbox.mark_sent(session, job.id, self.owner, self.clock())
+        report.sent += 1
+        log.info("digest=%d watchlist=%s channel=%s status=sent", job.id, job.watchlist,
+                 job.channel)
+
+    def _part_recorder(self, job: DigestJob) -> Callable[[int], None]:
+        def record(parts: int) -> None:
+            with self.sessions.begin() as session:
+                outbox.record_part(session, job.id, self.owner, parts)
+        return record
+
+    def unsent(self) -> int:
+        with self.sessions() as session:
+            return len(outbox.unsent_digests(session))
+
+    # -- one cycle -----------------------------------------------------------------------------
+
+    def cycle(self, *, ignore_schedule: bool = False) -> list[FeedResult]:
+        results = self.poll(ignore_schedule=ignore_schedule)
+        if not self.stopping.is_set():
+            self.cut_digests()
+            self.relay()
+        return results
+
+    def status(self) -> dict[str, object]:
+        with self.sessions() as session:
+            feeds: list[Feed] = feed_store.all_feeds(session)
+            counts = {
+                "articles": session.scalar(select(func.count()).select_from(Article)
+                                           .where(Article.is_seed.is_(False))),
+                "seeds": session.scalar(select(func.count()).select_from(Article)
+                                        .where(Article.is_seed.is_(True))),
+                "copies": session.scalar(select(func.count()).select_from(Article)
+                                         .where(Article.duplicate_of_id.is_not(None))),
+                "matches": session.scalar(select(func.count()).select_from(Match)),
+                "alerts pending": session.scalar(select(func.count()).select_from(Alert)
+                                                 .where(Alert.digest_id.is_(None))),
+                "digests unsent": len(outbox.unsent_digests(session)),
+            }
+            return {
+                "feeds": feeds, "counts": counts, "last_sent": outbox.last_sent(session),
+                "failed": outbox.failed_digests(session),
+                "unsent": outbox.unsent_digests(session),
+            }

@@ -1,0 +1,116 @@
+"""Articles: identity, copy candidates, matches and the alerts (outbox rows) they create."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session
+
+from monitor.dedup import Candidate
+from monitor.match import WatchlistMatch
+from monitor.store.tables import Alert, Article, FeedEntry, Match, Shingle
+
+_ARTICLES_LOCK = 7_243_001
+
+
+def lock_for_dedup(session: Session) -> None:
+    """Serialise the decide-and-insert step across threads and instances: two copies of one
+    story arriving at once must not both become originals. SQLite's BEGIN IMMEDIATE already
+    serialises writers; PostgreSQL takes a transaction-scoped advisory lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ARTICLES_LOCK})
+
+
+def by_canonical_url(session: Session, canonical: str) -> int | None:
+    if not canonical:
+        return None
+    return session.scalar(
+        select(Article.id).where(Article.canonical_url == canonical).order_by(Article.id).limit(1)
+    )
+
+
+def add_entry(session: Session, feed_id: int, key: str, article_id: int, link: str,
+              now: datetime) -> None:
+    session.add(FeedEntry(feed_id=feed_id, entry_key=key, article_id=article_id, link=link,
+                          created_at=now))
+
+
+def by_content_hash(session: Session, content_hash: str) -> int | None:
+    if not content_hash:
+        return None
+    return session.scalar(select(Article.id).where(Article.content_hash == content_hash)
+                          .order_by(Article.id).limit(1))
+
+
+def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int
+                    ) -> list[Candidate]:
+    """Stored articles sharing at least ``min_overlap`` sampled shingles with the new text."""
+    values = list(shingles)
+    overlap: Counter[int] = Counter()
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        rows = session.execute(
+            select(Shingle.article_id, func.count())
+            .where(Shingle.hash.in_(chunk)).group_by(Shingle.article_id)
+        )
+        for article_id, count in rows:
+            overlap[article_id] += count
+    ids = [a for a, n in overlap.items() if n >= min_overlap]
+    if not ids:
+        return []
+    sizes = dict(session.execute(select(Article.id, Article.shingle_count)
+                                 .where(Article.id.in_(ids))).tuples())
+    return [Candidate(a, sizes[a], overlap[a]) for a in ids if a in sizes]
+
+
+def original_of(session: Session, article_id: int) -> tuple[int, bool]:
+    """The root of a copy chain and whether it is a seed."""
+    current = article_id
+    for _ in range(50):
+        row = session.execute(select(Article.duplicate_of_id, Article.is_seed)
+                              .where(Article.id == current)).one()
+        if row.duplicate_of_id is None:
+            return current, bool(row.is_seed)
+        current = row.duplicate_of_id
+    return current, False
+
+
+def insert_article(session: Session, article: Article, shingles: Iterable[int]) -> int:
+    session.add(article)
+    session.flush()
+    rows = [{"hash": h, "article_id": article.id} for h in set(shingles)]
+    if rows:
+        session.execute(insert(Shingle), rows)
+    return article.id
+
+
+def alerted_channels(session: Session, article_id: int, watchlist: str) -> set[str]:
+    return set(session.scalars(select(Alert.channel).where(Alert.article_id == article_id,
+                                                           Alert.watchlist == watchlist)))
+
+
+def add_match(session: Session, article_id: int, match: WatchlistMatch, now: datetime) -> int:
+    row = Match(
+        watchlist=match.watchlist, article_id=article_id, terms=match.terms,
+        spans=[[s.field, s.start, s.end, s.term] for s in match.spans],
+        snippet=match.snippet, created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def add_alerts(session: Session, article_id: int, match_id: int, watchlist: str,
+               channels: Iterable[str], now: datetime) -> int:
+    rows = [{"watchlist": watchlist, "channel": c, "article_id": article_id,
+             "match_id": match_id, "created_at": now} for c in channels]
+    if rows:
+        session.execute(insert(Alert), rows)
+    return len(rows)
+
+
+def seed_hashes(session: Session) -> set[str]:
+    return set(session.scalars(select(Article.content_hash).where(Article.is_seed.is_(True))))

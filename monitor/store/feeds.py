@@ -1,0 +1,117 @@
+"""Feeds: config sync, due-ness with leases, health records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from monitor.store.tables import Feed, FeedEntry
+
+
+@dataclass(frozen=True)
+class FeedJob:
+    """What a worker needs to poll one feed (a snapshot, not a live row)."""
+
+    id: int
+    url: str
+    name: str | None
+    title: str | None
+    interval_seconds: float
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    error_count: int
+
+    @property
+    def outlet(self) -> str:
+        return self.name or self.title or ""
+
+
+def sync_feeds(session: Session, feeds: Iterable[tuple[str, str | None, float]],
+               now: datetime) -> None:
+    """Make the feeds table follow the config: add new feeds (due now), update names and
+    intervals, and deactivate feeds no longer configured (kept, with their history)."""
+    wanted = {url: (name, interval) for url, name, interval in feeds}
+    existing = {f.url: f for f in session.scalars(select(Feed))}
+    for url, (name, interval) in wanted.items():
+        row = existing.get(url)
+        if row is None:
+            session.add(Feed(url=url, name=name, interval_seconds=interval, active=True,
+                             next_check_at=now, created_at=now, error_count=0,
+                             entries_total=0))
+        else:
+            row.name, row.interval_seconds = name, interval
+            if not row.active:
+                row.active, row.next_check_at = True, now
+    for url, row in existing.items():
+        if url not in wanted and row.active:
+            row.active = False
+
+
+def claim_due(session: Session, owner: str, now: datetime, lease: timedelta,
+              limit: int, *, ignore_schedule: bool = False) -> list[FeedJob]:
+    """Lease up to ``limit`` due feeds to ``owner``; SKIP LOCKED on PostgreSQL so instances
+    share the work, and an expired lease (a killed instance) makes a feed claimable again."""
+    query = (
+        select(Feed)
+        .where(Feed.active.is_(True))
+        .where(or_(Feed.lease_until.is_(None), Feed.lease_until < now))
+        .order_by(Feed.next_check_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if not ignore_schedule:
+        query = query.where(or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now))
+    rows = list(session.scalars(query))
+    for row in rows:
+        row.lease_owner, row.lease_until = owner, now + lease
+    return [FeedJob(r.id, r.url, r.name, r.title, r.interval_seconds, r.etag, r.last_modified,
+                    r.body_hash, r.error_count) for r in rows]
+
+
+def known_entry_keys(session: Session, feed_id: int, keys: list[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        known.update(session.scalars(
+            select(FeedEntry.entry_key).where(FeedEntry.feed_id == feed_id,
+                                              FeedEntry.entry_key.in_(chunk))
+        ))
+    return known
+
+
+def record_success(session: Session, feed_id: int, now: datetime, next_check: datetime, *,
+                   title: str | None = None, etag: str | None = None,
+                   last_modified: str | None = None, body_hash: str | None = None,
+                   new_entries: int = 0, not_modified: bool = False) -> None:
+    values: dict[str, object] = dict(
+        last_checked_at=now, last_success_at=now, next_check_at=next_check, error_count=0,
+        last_error=None, lease_owner=None, lease_until=None,
+    )
+    if not not_modified:
+        values.update(etag=etag, last_modified=last_modified, body_hash=body_hash)
+        if title:
+            values["title"] = title
+    if new_entries:
+        values["last_new_entry_at"] = now
+        values["entries_total"] = Feed.entries_total + new_entries
+    session.execute(update(Feed).where(Feed.id == feed_id).values(**values))
+
+
+def record_failure(session: Session, feed_id: int, now: datetime, next_check: datetime,
+                   reason: str) -> None:
+    session.execute(
+        update(Feed).where(Feed.id == feed_id).values(
+            last_checked_at=now, last_error=reason[:2000], last_error_at=now,
+            error_count=Feed.error_count + 1, next_check_at=next_check,
+            lease_owner=None, lease_until=None,
+        )
+    )
+
+
+def all_feeds(session: Session) -> list[Feed]:
+    return list(session.scalars(select(Feed).order_by(Feed.active.desc(), Feed.url)))
