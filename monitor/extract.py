@@ -9,11 +9,15 @@ text with ``fast=True`` (0.959 without), about 29 ms a page with decompression (
 from __future__ import annotations
 
 import trafilatura
+from trafilatura.settings import use_config
 
 from monitor.text import clean
 
 MAX_TEXT = 200_000
 MAX_TREE = 200_000  # elements; larger pages are refused by trafilatura rather than walked
+_CONFIG = use_config()
+_CONFIG.set("DEFAULT", "MAX_TREE_SIZE", str(MAX_TREE))
+_CONFIG.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")  # its signal-based timeout only works in main
 
 
 def extract_text(html: bytes, url: str) -> str:
@@ -21,7 +25,7 @@ def extract_text(html: bytes, url: str) -> str:
     try:
         text = trafilatura.extract(
             html, url=url, include_comments=False, include_tables=True, fast=True,
-            max_tree_size=MAX_TREE,
+            config=_CONFIG,
         )
     except (ValueError, TypeError, RecursionError, MemoryError):
         return ""

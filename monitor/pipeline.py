@@ -79,8 +79,9 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
         return _failed(ctx, job, now, str(e))
 
     result = FeedResult(job.id, job.url, "ok")
+    outlet = job.name or parsed.title or job.title or _host(job.url)
     for key, entry in _new_entries(ctx, job, parsed.entries).items():
-        stored = process_entry(ctx, job, key, entry)
+        stored = process_entry(ctx, job, key, entry, outlet)
         result.new += 1
         result.copies += stored.copy
         result.alerts += stored.alerts
@@ -99,7 +100,7 @@ def _new_entries(ctx: Context, job: FeedJob, entries: list[Entry]) -> dict[str, 
     return {k: e for k, e in by_key.items() if k not in known}
 
 
-def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry) -> Stored:
+def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str) -> Stored:
     now = ctx.clock()
     with ctx.sessions.begin() as session:
         same_url = articles.by_canonical_url(session, entry.canonical)
@@ -120,8 +121,7 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry) -> Stored:
                               if verdict else (None, False))
         article_id = articles.insert_article(session, Article(
             feed_id=job.id, guid=entry.guid, link=entry.link,
-            canonical_url=entry.canonical or None, title=entry.title, outlet=job.outlet or
-            _host(entry.link), text=text, text_source=source, fetch_error=fetch_error,
+            canonical_url=entry.canonical or None, title=entry.title, outlet=outlet, text=text, text_source=source, fetch_error=fetch_error,
             content_hash=fp.content_hash or None, shingle_count=len(fp.shingles),
             published_at=entry.published, created_at=now, is_seed=False,
             duplicate_of_id=root, dup_reason=verdict.reason if verdict else None,

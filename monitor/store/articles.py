@@ -61,8 +61,8 @@ def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int
     ids = [a for a, n in overlap.items() if n >= min_overlap]
     if not ids:
         return []
-    sizes = dict(session.execute(select(Article.id, Article.shingle_count)
-                                 .where(Article.id.in_(ids))).tuples())
+    sizes = {a: n for a, n in session.execute(select(Article.id, Article.shingle_count)
+                                               .where(Article.id.in_(ids)))}
     return [Candidate(a, sizes[a], overlap[a]) for a in ids if a in sizes]
 
 

@@ -26,10 +26,6 @@ class FeedJob:
     body_hash: str | None
     error_count: int
 
-    @property
-    def outlet(self) -> str:
-        return self.name or self.title or ""
-
 
 def sync_feeds(session: Session, feeds: Iterable[tuple[str, str | None, float]],
                now: datetime) -> None:

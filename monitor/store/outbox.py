@@ -38,7 +38,7 @@ def pending_alerts(session: Session, watchlist: str, channel: str) -> list[int]:
 def pending_counts(session: Session) -> dict[tuple[str, str], int]:
     rows = session.execute(select(Alert.watchlist, Alert.channel, func.count())
                            .where(Alert.digest_id.is_(None))
-                           .group_by(Alert.watchlist, Alert.channel)).tuples()
+                           .group_by(Alert.watchlist, Alert.channel))
     return {(w, c): n for w, c, n in rows}
 
 
@@ -143,7 +143,7 @@ def failed_digests(session: Session, limit: int = 20) -> list[Digest]:
 def last_sent(session: Session) -> dict[tuple[str, str], datetime]:
     rows = session.execute(select(Digest.watchlist, Digest.channel, func.max(Digest.sent_at))
                            .where(Digest.status == "sent")
-                           .group_by(Digest.watchlist, Digest.channel)).tuples()
+                           .group_by(Digest.watchlist, Digest.channel))
     return {(w, c): t for w, c, t in rows if t is not None}
 
 

@@ -1,0 +1,167 @@
+"""Feeds in, digests out: real HTTP, SMTP and Slack endpoints on loopback, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from tests.conftest import ROOT, Mailbox, Route, Web, write_config
+
+COUNCIL = (
+    "Members of the regional assembly argued for three hours over the price of bus tickets, "
+    "the repair of the old bridge and a plan to plant trees along the main avenue. A vote "
+    "on the final text was postponed until next month after two members walked out. "
+)
+LOREM = (
+    "The council met on Tuesday to discuss the municipal budget for the coming year. "
+    "Officials reviewed spending on roads, schools and water supply, and residents asked "
+    "questions about the timetable for the new market hall near the river. "
+)
+
+
+def page(title: str, body: str, comments: str = "") -> bytes:
+    paragraphs = "".join(f"<p>{p}</p>" for p in body.split("\n\n") if p.strip())
+    comment_html = (f'<section id="comments" class="comments"><h3>Comments</h3>'
+                    f'<div class="comment"><p>{comments}</p></div></section>' if comments else "")
+    return (f"<html><head><title>{title}</title></head><body><nav>Home | World | Africa</nav>"
+            f"<article><h1>{title}</h1>{paragraphs}</article>{comment_html}"
+            f"<footer>Copyright Example News</footer></body></html>").encode()
+
+
+def rss(items: list[tuple[str, str, str]]) -> bytes:
+    out = "".join(f"<item><title>{t}</title><link>{link}</link><guid>{link}</guid>"
+                  f"<description>{d}</description><pubDate>Mon, 15 Nov 2021 10:00:00 GMT"
+                  f"</pubDate></item>" for t, link, d in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Sahel Wire</title>'
+            f"<link>http://example.org/</link><description>x</description>{out}"
+            f"</channel></rss>").encode()
+
+
+def atom(items: list[tuple[str, str, str]]) -> bytes:
+    out = "".join(f"<entry><title>{t}</title><link href=\"{link}\"/><id>{link}</id>"
+                  f"<updated>2021-11-16T10:00:00Z</updated><summary>{d}</summary></entry>"
+                  for t, link, d in items)
+    return (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            f"<title>Desk Atom</title><id>urn:x</id><updated>2021-11-16T10:00:00Z</updated>"
+            f"{out}</feed>").encode()
+
+
+def seed_text(name: str) -> str:
+    return next((ROOT / "seeds").glob(f"{name}_*.txt")).read_text()
+
+
+@pytest.fixture
+def newsroom(web: Web) -> Web:
+    wagner = ("Russian mercenaries of the Wagner Group arrived in Bamako this week, according "
+              "to officials in the Malian capital who spoke on condition of anonymity.\n\n"
+              "The deployment follows months of talks between the junta and Moscow, and comes "
+              "as France reduces its Barkhane force in the north of the country. " + LOREM)
+    minusma = ("The UN mission MINUSMA said two peacekeepers were injured near Gao on Sunday "
+               "when their convoy struck an explosive device.")
+    seed_quarter = " ".join(seed_text("003").split()[: len(seed_text("003").split()) // 4])
+    web.routes.update({
+        "/a/wagner-arrives": Route(200, page("Wagner fighters arrive in Bamako", wagner),
+                                   {"Content-Type": "text/html; charset=utf-8"}),
+        "/a/council": Route(200, page("Council debates budget", COUNCIL * 3,
+                                      comments="Wagner is my favourite composer, Barkhane too"),
+                            {"Content-Type": "text/html"}),
+        "/a/seed-repost": Route(200, page("To Bamako with love (repost)", seed_quarter),
+                                {"Content-Type": "text/html"}),
+        "/rss.xml": Route(200, rss([
+            ("Wagner fighters arrive in Bamako", web.url("/a/wagner-arrives"), "Mercenaries."),
+            ("Council debates budget", web.url("/a/council"), "Local news."),
+            ("To Bamako with love (repost)", web.url("/a/seed-repost"), "A repost."),
+        ]), {"Content-Type": "application/rss+xml", "ETag": '"v1"'}),
+        "/atom.xml": Route(200, atom([
+            ("Peacekeepers hurt near Gao", web.url("/a/gone"), minusma),
+            ("Wagner fighters arrive in Bamako", web.url("/a/wagner-arrives?utm_source=x"),
+             "Same story, other feed."),
+        ]), {"Content-Type": "application/atom+xml"}),
+    })
+    return web
+
+
+def test_new_matching_articles_arrive_once_by_mail_and_slack(
+        tmp_path: Path, db_url: str, newsroom: Web, smtp: tuple[Mailbox, int], slack: Web,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    box, port = smtp
+    cfg = write_config(tmp_path / "monitor.toml", db_url=db_url,
+                       feeds=[newsroom.url("/rss.xml"), newsroom.url("/atom.xml")],
+                       smtp_port=port, slack_url=slack.url("/hook"),
+                       allowed=[f"127.0.0.1:{newsroom.port}"])
+
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+
+    assert len(box.messages) == 1
+    mail = box.messages[0]
+    assert mail["Subject"] == "[monitor] sahel: 2 new articles"
+    assert mail.get_content_type() == "multipart/alternative"
+    text_part = mail.get_body(("plain",))
+    html_part = mail.get_body(("html",))
+    assert text_part is not None and html_part is not None
+    text, html = text_part.get_content(), html_part.get_content()
+    for body in (text, html):
+        assert "Wagner fighters arrive in Bamako" in body
+        assert newsroom.url("/a/wagner-arrives") in body
+        assert "Peacekeepers hurt near Gao" in body  # page 404: alerted from the feed summary
+        assert "Council debates budget" not in body  # "Wagner" only in reader comments
+        assert "To Bamako with love" not in body  # a copy of seed 003
+    assert "MINUSMA" in text and ("Sahel Wire" in text or "Desk Atom" in text)
+    assert "Russian mercenaries of the Wagner Group" in text  # snippet from the page text
+    assert "<mark" in html
+
+    posts = slack.posts("/hook")
+    assert len(posts) == 1
+    slack_text = str(posts[0]["blocks"])
+    assert "Wagner fighters arrive in Bamako" in slack_text
+    assert "Peacekeepers hurt near Gao" in slack_text
+    assert "Council debates budget" not in slack_text
+    assert posts[0]["unfurl_links"] is False
+
+    # A second cycle and a forced digest send nothing new; the feed answers 304 to its ETag.
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert len(box.messages) == 1
+    assert len(slack.posts("/hook")) == 1
+    rss_requests = [h for m, p, h, _ in newsroom.requests if p == "/rss.xml"]
+    assert rss_requests[-1].get("If-None-Match") == '"v1"'
+
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "[ok]" in out and "seeds 5" in out and "sahel / email" in out
+
+
+def test_new_entries_in_a_later_cycle_go_in_the_next_digest(
+        tmp_path: Path, db_url: str, newsroom: Web, smtp: tuple[Mailbox, int]) -> None:
+    box, port = smtp
+    cfg = write_config(tmp_path / "monitor.toml", db_url=db_url,
+                       feeds=[newsroom.url("/rss.xml")], smtp_port=port, slack_url=None,
+                       allowed=[f"127.0.0.1:{newsroom.port}"])
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert len(box.messages) == 1  # a watchlist's first digest goes out at once
+
+    newsroom.routes["/a/takuba"] = Route(200, page(
+        "Takuba task force ends", "European special forces of the Takuba task force left "
+        "Mali on Thursday, the French army said. " + LOREM), {"Content-Type": "text/html"})
+    newsroom.routes["/rss.xml"] = Route(200, rss([
+        ("Takuba task force ends", newsroom.url("/a/takuba"), "Takuba leaves."),
+        ("Wagner fighters arrive in Bamako", newsroom.url("/a/wagner-arrives"), "Again."),
+    ]), {"Content-Type": "application/rss+xml", "ETag": '"v2"'})
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert len(box.messages) == 1  # hourly schedule: not due yet
+
+    assert main(["--config", str(cfg), "digest", "--preview"]) == 0
+    assert len(box.messages) == 1
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert len(box.messages) == 2
+    second = box.messages[1].get_body(("plain",))
+    assert second is not None
+    content = second.get_content()
+    assert "Takuba task force ends" in content
+    assert "Wagner fighters arrive in Bamako" not in content
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert len(box.messages) == 2
