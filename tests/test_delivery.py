@@ -1,0 +1,110 @@
+"""Delivery through real SMTP and Slack endpoints: outages wait in the outbox, permanent
+failures are surfaced, rate limits are honoured, and a second daemon is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.errors import AlreadyRunning
+from monitor.store.db import daemon_lock
+from tests.conftest import Mailbox, Route, Web, free_port, write_config
+from tests.test_end_to_end import LOREM, page, rss
+
+
+@pytest.fixture
+def one_story(web: Web) -> Web:
+    web.routes["/a/1"] = Route(200, page("Barkhane ends", "France ended Operation Barkhane "
+                                         "in Mali this week. " + LOREM), {"Content-Type":
+                                                                           "text/html"})
+    web.routes["/rss.xml"] = Route(200, rss([("Barkhane ends", web.url("/a/1"), "x")]),
+                                   {"Content-Type": "application/rss+xml"})
+    return web
+
+
+def test_smtp_down_then_up_sends_exactly_once(tmp_path: Path, db_url: str, one_story: Web,
+                                              smtp: tuple[Mailbox, int]) -> None:
+    box, port = smtp
+    dead = free_port()  # nothing listens here: the SMTP server is "down"
+    cfg = write_config(tmp_path / "m.toml", db_url=db_url, feeds=[one_story.url("/rss.xml")],
+                       smtp_port=dead, slack_url=None, allowed=[f"127.0.0.1:{one_story.port}"])
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert main(["--config", str(cfg), "digest", "--send"]) == 1  # still queued
+
+    cfg.write_text(cfg.read_text().replace(f"port = {dead}", f"port = {port}"))
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert len(box.messages) == 1
+    body = box.messages[0].get_body(("plain",))
+    assert body is not None and "Barkhane ends" in body.get_content()
+
+
+def test_smtp_5xx_is_a_permanent_failure_shown_in_status(
+        tmp_path: Path, db_url: str, one_story: Web, smtp: tuple[Mailbox, int],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    box, port = smtp
+    box.refuse = "554 5.7.1 rejected by policy"
+    cfg = write_config(tmp_path / "m.toml", db_url=db_url, feeds=[one_story.url("/rss.xml")],
+                       smtp_port=port, slack_url=None, allowed=[f"127.0.0.1:{one_story.port}"])
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0  # nothing left queued
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "Failed deliveries (1)" in out and "554" in out
+
+
+def test_slack_429_waits_then_delivers_once(tmp_path: Path, db_url: str, one_story: Web,
+                                            slack: Web) -> None:
+    slack.routes["/hook"] = [Route(429, b"rate_limited", {"Retry-After": "1"}),
+                             Route(200, b"ok")]
+    cfg = write_config(tmp_path / "m.toml", db_url=db_url, feeds=[one_story.url("/rss.xml")],
+                       smtp_port=None, slack_url=slack.url("/hook"),
+                       allowed=[f"127.0.0.1:{one_story.port}"])
+    assert main(["--config", str(cfg), "once"]) == 0  # first attempt: 429, queued
+    assert len(slack.posts("/hook")) == 1
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert len(slack.posts("/hook")) == 2  # the 429'd one and its one successful retry
+
+
+def test_slack_404_is_permanent(tmp_path: Path, db_url: str, one_story: Web, slack: Web) -> None:
+    slack.routes["/hook"] = Route(404, b"no_service")
+    cfg = write_config(tmp_path / "m.toml", db_url=db_url, feeds=[one_story.url("/rss.xml")],
+                       smtp_port=None, slack_url=slack.url("/hook"),
+                       allowed=[f"127.0.0.1:{one_story.port}"])
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert len(slack.posts("/hook")) == 1  # not retried
+
+
+def test_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "data" / "monitor.db"
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{db}", feeds=[],
+                       smtp_port=None, slack_url=None, allowed=[])
+    with daemon_lock(db):
+        assert main(["--config", str(cfg), "once"]) == 1
+        assert "already polling" in capsys.readouterr().err
+        assert main(["--config", str(cfg), "status"]) == 0  # read-only commands still work
+        with pytest.raises(AlreadyRunning):
+            with daemon_lock(db):
+                pass
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ["run", "once", "digest", "check", "status"]:
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0
+        assert capsys.readouterr().out.strip()
+
+
+def test_config_after_subcommand_and_bad_config_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[storage]\nurl = 3\n")
+    assert main(["check", "--config", str(bad)]) == 2
+    assert main(["--config", str(tmp_path / "missing.toml"), "check"]) == 2
