@@ -125,7 +125,7 @@ class PollSettings(_Section):
 
 class FeedSettings(_Section):
     url: str = Field(description="The feed's address (http or https).")
-    name: str | None = Field(None, description="Outlet name shown in digests (default: feed title).")
+    name: str | None = Field(None, description="Outlet shown in digests (default: feed title).")
     interval: float | None = Field(None, description="Poll interval for this feed ('15m').")
 
     @field_validator("url")
@@ -146,7 +146,7 @@ class WatchlistSettings(_Section):
         "with possessives."
     )
     channels: list[Literal["email", "slack"]] = Field(
-        default_factory=lambda: ["email"], description="Where this watchlist's digests go."
+        default=["email"], description="Where this watchlist's digests go."
     )
     schedule: str = Field(
         "hourly",
@@ -225,8 +225,8 @@ class SlackChannel(_Section):
 
 
 class ChannelSettings(_Section):
-    email: EmailChannel = Field(default_factory=EmailChannel)
-    slack: SlackChannel = Field(default_factory=SlackChannel)
+    email: EmailChannel = EmailChannel()
+    slack: SlackChannel = SlackChannel()
 
 
 class DigestSettings(_Section):
@@ -248,15 +248,15 @@ class Settings(_Section):
     watchlist_files: list[str] = Field(
         default_factory=list, description="Globs of more watchlist files, one watchlist per file."
     )
-    storage: StorageSettings = Field(default_factory=StorageSettings)
-    seeds: SeedSettings = Field(default_factory=SeedSettings)
-    fetch: FetchSettings = Field(default_factory=FetchSettings)
-    poll: PollSettings = Field(default_factory=PollSettings)
+    storage: StorageSettings = StorageSettings()
+    seeds: SeedSettings = SeedSettings()
+    fetch: FetchSettings = FetchSettings()
+    poll: PollSettings = PollSettings()
     feeds: list[FeedSettings] = Field(default_factory=list)
     watchlists: list[WatchlistSettings] = Field(default_factory=list)
-    channels: ChannelSettings = Field(default_factory=ChannelSettings)
-    digest: DigestSettings = Field(default_factory=DigestSettings)
-    log: LogSettings = Field(default_factory=LogSettings)
+    channels: ChannelSettings = ChannelSettings()
+    digest: DigestSettings = DigestSettings()
+    log: LogSettings = LogSettings()
 
     # Filled by load(), not by the user.
     source: str = Field("", exclude=True, description="internal")

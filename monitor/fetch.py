@@ -162,7 +162,7 @@ class Fetcher:
             location = response.headers.get("location")
             if not location:
                 raise FetchError(f"HTTP {status} redirect without a Location")
-            return urljoin(url, location.strip())
+            return str(urljoin(url, str(location).strip()))
         if status == 304:
             return NOT_MODIFIED
         if status in (429, 503):

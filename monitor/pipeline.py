@@ -18,7 +18,7 @@ from monitor.dedup import MIN_OVERLAP, Verdict, decide, fingerprint
 from monitor.errors import FeedError, FetchError, RetryLater
 from monitor.extract import extract_text
 from monitor.feeds import Entry
-from monitor.fetch import NOT_MODIFIED, Fetcher
+from monitor.fetch import Fetched, Fetcher
 from monitor.match import Matcher, WatchlistMatch
 from monitor.schedule import backoff
 from monitor.store import articles
@@ -66,9 +66,8 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
         fetched = ctx.fetcher.get(job.url, max_bytes=ctx.settings.fetch.feed_max_bytes,
                                   etag=job.etag, last_modified=job.last_modified,
                                   accept=FEED_ACCEPT)
-        if fetched is NOT_MODIFIED:
+        if not isinstance(fetched, Fetched):
             return _succeeded(ctx, job, now, "not-modified", not_modified=True)
-        assert not isinstance(fetched, type(NOT_MODIFIED))
         body_hash = hashlib.sha256(fetched.body).hexdigest()
         if body_hash == job.body_hash:  # a server that ignores validators
             return _succeeded(ctx, job, now, "unchanged", not_modified=True)
@@ -121,7 +120,8 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
                               if verdict else (None, False))
         article_id = articles.insert_article(session, Article(
             feed_id=job.id, guid=entry.guid, link=entry.link,
-            canonical_url=entry.canonical or None, title=entry.title, outlet=outlet, text=text, text_source=source, fetch_error=fetch_error,
+            canonical_url=entry.canonical or None, title=entry.title, outlet=outlet, text=text,
+            text_source=source, fetch_error=fetch_error,
             content_hash=fp.content_hash or None, shingle_count=len(fp.shingles),
             published_at=entry.published, created_at=now, is_seed=False,
             duplicate_of_id=root, dup_reason=verdict.reason if verdict else None,
@@ -172,9 +172,8 @@ def article_text(ctx: Context, entry: Entry) -> tuple[str, str, str | None]:
                                accept=PAGE_ACCEPT)
     except FetchError as e:
         return entry.summary, "summary" if entry.summary else "none", str(e)
-    if page is NOT_MODIFIED:
-        return entry.summary, "summary" if entry.summary else "none", "page: 304 without ask"
-    assert not isinstance(page, type(NOT_MODIFIED))
+    if not isinstance(page, Fetched):
+        return entry.summary, "summary" if entry.summary else "none", "page: 304 unasked"
     text = extract_text(page.body, page.url)
     if text and len(text) >= min(len(entry.summary), 200):
         return text, "page", None

@@ -35,7 +35,7 @@ def parse_duration(value: str | int | float) -> timedelta:
     else:
         found = _DURATION.match(value)
         if not found:
-            raise ValueError(f"expected a duration such as '90s', '30m', '2h' or '1d', got {value!r}")
+            raise ValueError(f"expected a duration such as '90s', '30m' or '2h', got {value!r}")
         seconds = float(found.group(1)) * _UNITS[found.group(2)]
     if seconds <= 0:
         raise ValueError("a duration must be positive")
@@ -108,5 +108,5 @@ def _daily_times(rest: str) -> tuple[str, str]:
 def backoff(base: float, failures: int, cap: float, jitter: float) -> float:
     """Seconds before retrying a failing feed: ``base`` doubled per consecutive failure, capped,
     scaled by ``jitter`` (0.8-1.2, drawn by the caller). Never infinite: a feed is never dropped."""
-    delay = min(base * (2 ** max(failures - 1, 0)), cap)
-    return max(delay * jitter, 1.0)
+    delay: float = min(base * 2.0 ** max(failures - 1, 0), cap)
+    return float(max(delay * jitter, 1.0))

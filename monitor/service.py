@@ -67,8 +67,9 @@ class Service:
         self.matcher = Matcher([(w.name, w.terms) for w in settings.watchlists],
                                settings.digest.snippet_chars)
         active = set(settings.active_channels())
-        self.channels = {w.name: [c for c in w.channels if c in active]
-                         for w in settings.watchlists}
+        self.channels: dict[str, list[str]] = {
+            w.name: [str(c) for c in w.channels if c in active] for w in settings.watchlists
+        }
         templates = settings.resolve(settings.digest.templates) if settings.digest.templates \
             else None
         self.renderer = Renderer(templates, settings.channels.email.subject)

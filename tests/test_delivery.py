@@ -90,9 +90,8 @@ def test_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path,
         assert main(["--config", str(cfg), "once"]) == 1
         assert "already polling" in capsys.readouterr().err
         assert main(["--config", str(cfg), "status"]) == 0  # read-only commands still work
-        with pytest.raises(AlreadyRunning):
-            with daemon_lock(db):
-                pass
+        with pytest.raises(AlreadyRunning), daemon_lock(db):
+            pass
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

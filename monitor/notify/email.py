@@ -1,4 +1,4 @@
-"""Email delivery: multipart/alternative (plain text + HTML) over SMTP with STARTTLS, TLS or none."""
+"""Email delivery: multipart/alternative (text + HTML) over SMTP with STARTTLS, TLS or none."""
 
 from __future__ import annotations
 

@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-11-22 07:51:47.721492
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -16,7 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('digests',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('watchlist', sa.String(length=200), nullable=False),
@@ -160,11 +159,11 @@ def upgrade() -> None:
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.create_index('ix_alerts_pending', ['watchlist', 'channel', 'digest_id'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.drop_index('ix_alerts_pending')
 
@@ -197,4 +196,4 @@ def downgrade() -> None:
         batch_op.drop_index('ix_digests_status_next')
 
     op.drop_table('digests')
-    
+
