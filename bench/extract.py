@@ -41,7 +41,7 @@ def f1(got: str | None, want: str) -> float:
 def main() -> None:
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
     truth = json.loads((folder / "ground-truth.json").read_text())
-    pages = {k: gzip.open(folder / "html" / f"{k}.html.gz").read() for k in truth}
+    pages = {k: gzip.decompress((folder / "html" / f"{k}.html.gz").read_bytes()) for k in truth}
     print(f"cores: {os.cpu_count()}, pages: {len(pages)}")
 
     start = time.perf_counter()
