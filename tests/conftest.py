@@ -9,6 +9,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -149,29 +150,32 @@ def _serve(web: Web) -> ThreadingHTTPServer:
     return server
 
 
+@contextmanager
+def _running_web() -> Iterator[Web]:
+    probe = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    port = probe.server_address[1]
+    probe.server_close()
+    w = Web("127.0.0.1", port)
+    server = _serve(w)
+    try:
+        yield w
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def web() -> Iterator[Web]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    port = server.server_address[1]
-    server.server_close()
-    w = Web("127.0.0.1", port)
-    real = _serve(w)
-    yield w
-    real.shutdown()
-    real.server_close()
+    with _running_web() as w:
+        yield w
 
 
 @pytest.fixture
 def slack() -> Iterator[Web]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    port = server.server_address[1]
-    server.server_close()
-    w = Web("127.0.0.1", port)
-    w.routes["/hook"] = Route(200, b"ok")
-    real = _serve(w)
-    yield w
-    real.shutdown()
-    real.server_close()
+    """An HTTP endpoint standing in for Slack's incoming webhook at /hook."""
+    with _running_web() as w:
+        w.routes["/hook"] = Route(200, b"ok")
+        yield w
 
 
 # -- SMTP on loopback ------------------------------------------------------------------------
