@@ -12,9 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from monitor import __version__, config
+from monitor import __version__, config, health
 from monitor.errors import ConfigError, MonitorError
 from monitor.service import Service
+from monitor.store.tables import Feed
 
 log = logging.getLogger("monitor")
 
@@ -69,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MonitorError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `monitor status | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _setup_logging(level: str) -> None:
@@ -152,6 +156,19 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 
 
+def _feed_state(f: Feed, now: datetime) -> str:
+    if not f.active:
+        return "inactive"
+    if f.error_count:
+        return f"FAILING x{f.error_count} since {_when(f.last_success_at or f.created_at)}"
+    quiet = health.silence(now=now, cadence_seconds=f.cadence_seconds,
+                           newest_entry_at=f.newest_entry_at,
+                           last_new_entry_at=f.last_new_entry_at, since=f.created_at)
+    if quiet is not None:
+        return f"SILENT for {health.describe_gap(quiet.total_seconds())}"
+    return "ok" if f.last_success_at else "not polled yet"
+
+
 def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
     service = Service(settings)
     try:
@@ -161,12 +178,13 @@ def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
     feeds = info["feeds"]
     assert isinstance(feeds, list)
     print(f"Feeds ({len(feeds)}):")
+    now = service.clock()
     for f in feeds:
-        state = "inactive" if not f.active else (f"FAILING x{f.error_count}" if f.error_count
-                                                  else "ok")
-        print(f"  [{state}] {f.url}")
+        print(f"  [{_feed_state(f, now)}] {f.url}")
         print(f"      last success {_when(f.last_success_at)}, next check "
-              f"{_when(f.next_check_at)}, entries {f.entries_total}")
+              f"{_when(f.next_check_at)}, entries {f.entries_total}"
+              + (f", usually every {health.describe_gap(f.cadence_seconds)}"
+                 if f.cadence_seconds else ""))
         if f.last_error:
             print(f"      last error ({_when(f.last_error_at)}): {f.last_error}")
     counts = info["counts"]

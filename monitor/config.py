@@ -104,6 +104,28 @@ class FetchSettings(_Section):
     fetch_pages: bool = Field(
         True, description="Fetch each new entry's page and extract its text (else feed text only)."
     )
+    feed_budget: Annotated[float, Field(gt=0)] = Field(
+        300.0, description="Seconds one feed's new entries may take in a cycle; entries left over "
+        "are taken up by the next poll, due at once."
+    )
+
+    @field_validator("feed_budget", mode="before")
+    @classmethod
+    def _budget(cls, v: Any) -> float:
+        return _duration_seconds(v)
+
+
+class DocumentSettings(_Section):
+    processes: Annotated[int, Field(ge=0, le=64)] = Field(
+        0, description="Worker processes that parse feeds and extract pages (0: one per core)."
+    )
+    timeout: Annotated[float, Field(gt=0, le=600)] = Field(
+        20.0, description="Seconds one feed parse or page extraction may take; then its worker "
+        "is killed and replaced (the feed fails, the entry keeps its feed text)."
+    )
+    memory_limit: Annotated[int, Field(ge=0)] = Field(
+        768, description="Address-space limit of each worker process in MiB (0: none)."
+    )
 
 
 class PollSettings(_Section):
@@ -251,6 +273,7 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     seeds: SeedSettings = SeedSettings()
     fetch: FetchSettings = FetchSettings()
+    documents: DocumentSettings = DocumentSettings()
     poll: PollSettings = PollSettings()
     feeds: list[FeedSettings] = Field(default_factory=list)
     watchlists: list[WatchlistSettings] = Field(default_factory=list)

@@ -27,6 +27,6 @@ def extract_text(html: bytes, url: str) -> str:
             html, url=url, include_comments=False, include_tables=True, fast=True,
             config=_CONFIG,
         )
-    except (ValueError, TypeError, RecursionError, MemoryError):
+    except (ValueError, TypeError, RecursionError):
         return ""
     return clean(text, MAX_TEXT) if text else ""

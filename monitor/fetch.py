@@ -3,6 +3,15 @@
 ``Fetcher.get`` returns a ``Fetched`` (a body) or ``NOT_MODIFIED``; every expected failure raises
 a ``FetchError`` subclass with a one-line reason. Redirects are followed here, one hop at a time,
 each hop's address checked at connect time by ``guard.GuardedBackend``.
+
+Bodies are read raw and decoded here (gzip, deflate; at most two stacked), never more than the
+cap at a time, so a compression bomb costs at most ``max_bytes`` of memory.
+
+Proxies come from the standard environment variables (``http_proxy``, ``https_proxy``,
+``all_proxy``, ``no_proxy``). The connection to the proxy goes through the same guard (a proxy on
+an internal address must be opened in ``fetch.allowed_hosts``), and the target host is resolved
+and checked before the request is handed to the proxy. The proxy resolves the name again itself,
+so behind a proxy a rebinding DNS server has a window that a direct connection does not have.
 """
 
 from __future__ import annotations
@@ -11,6 +20,8 @@ import email.utils
 import ssl
 import threading
 import time
+import urllib.request
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +37,7 @@ from monitor.guard import AddressPolicy, GuardedBackend, Resolver, system_resolv
 
 REDIRECTS = {301, 302, 303, 307, 308}
 MAX_ENCODINGS = 2
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 RETRY_AFTER_BOUNDS = (1.0, 86400.0)
 
 
@@ -60,10 +72,10 @@ def parse_retry_after(value: str | None, now: datetime) -> float:
     low, high = RETRY_AFTER_BOUNDS
     if not value:
         return 60.0
-    value = value.strip()
+    value = value.strip()[:100]
     seconds: float
     if value.isdigit():
-        seconds = float(value)
+        seconds = float(value[:12])
     else:
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -75,14 +87,77 @@ def parse_retry_after(value: str | None, now: datetime) -> float:
     return min(max(seconds, low), high)
 
 
+class _Decoder:
+    """One content encoding, decoded incrementally and never past ``cap`` bytes in all."""
+
+    def __init__(self, name: str, cap: int) -> None:
+        self.name, self.cap, self.size = name, cap, 0
+        self._wbits = ENCODINGS[name]
+        self._zlib = zlib.decompressobj(self._wbits)
+        self._started = False
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        while data:
+            try:
+                piece = self._zlib.decompress(data, self.cap - self.size + 1)
+            except zlib.error as e:
+                if self.name == "deflate" and not self._started:  # raw deflate, no zlib header
+                    self._wbits = -zlib.MAX_WBITS
+                    self._zlib = zlib.decompressobj(self._wbits)
+                    self._started = True
+                    continue
+                raise FetchError(f"bad {self.name} content encoding: {e}") from e
+            self._started = True
+            self.size += len(piece)
+            if self.size > self.cap:
+                raise TooLarge(f"body over the cap of {self.cap} bytes (decoded {self.name})")
+            out.append(piece)
+            data = self._zlib.unconsumed_tail
+            if self._zlib.eof:
+                break
+        return b"".join(out)
+
+
+def _proxies() -> dict[str, str]:
+    """Proxy URL per scheme from the standard environment variables."""
+    env = urllib.request.getproxies_environment()
+    out = {}
+    for scheme in ("http", "https"):
+        proxy = env.get(scheme) or env.get("all")
+        if proxy:
+            out[scheme] = proxy if "://" in proxy else f"http://{proxy}"
+    return out
+
+
+def _bypassed(host: str) -> bool:
+    env = urllib.request.getproxies_environment()
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    return bool(env.get("no")) and bool(bypass(host, env))
+
+
 class _GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, policy: AddressPolicy, resolver: Resolver, max_connections: int) -> None:
+    def __init__(self, policy: AddressPolicy, resolver: Resolver, max_connections: int,
+                 proxy: str | None = None) -> None:
         super().__init__(trust_env=False)
-        self._pool = httpcore.ConnectionPool(
+        backend = GuardedBackend(policy, resolver)
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=ssl.create_default_context(),
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                network_backend=backend,
+            )
+            return
+        if urlsplit(proxy).scheme.lower() not in ("http", "https"):
+            raise FetchError(f"unsupported proxy {proxy!r}: only http:// and https:// proxies")
+        self._pool = httpcore.HTTPProxy(
+            proxy_url=proxy,
             ssl_context=ssl.create_default_context(),
+            proxy_ssl_context=ssl.create_default_context(),
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
-            network_backend=GuardedBackend(policy, resolver),
+            network_backend=backend,
         )
 
 
@@ -96,10 +171,18 @@ class Fetcher:
         self.connect_timeout = connect_timeout
         self.max_redirects = max_redirects
         self.per_host = per_host
+        self.policy = policy
+        self.resolver = resolver
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
-        self._client = httpx.Client(
-            transport=_GuardedTransport(policy, resolver, max_connections),
+        self._client = self._make_client(user_agent, max_connections, None)
+        self._proxied = {scheme: self._make_client(user_agent, max_connections, proxy)
+                         for scheme, proxy in _proxies().items()}
+
+    def _make_client(self, user_agent: str, max_connections: int,
+                     proxy: str | None) -> httpx.Client:
+        return httpx.Client(
+            transport=_GuardedTransport(self.policy, self.resolver, max_connections, proxy),
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             follow_redirects=False,
             trust_env=False,
@@ -107,6 +190,24 @@ class Fetcher:
 
     def close(self) -> None:
         self._client.close()
+        for client in self._proxied.values():
+            client.close()
+
+    def _client_for(self, url: str) -> httpx.Client:
+        """The direct client, or the proxy's after checking the target ourselves: the proxy
+        connects to it, so our connect-time check cannot see that hop."""
+        parts = urlsplit(url)
+        client = self._proxied.get(parts.scheme.lower())
+        host = parts.hostname or ""
+        if client is None or _bypassed(host):
+            return self._client
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        try:
+            addresses = self.resolver(host, port)
+        except (OSError, UnicodeError) as e:
+            raise FetchError(f"connection failed: cannot resolve {host}: {e}") from e
+        self.policy.check(host, port, addresses)
+        return client
 
     @contextmanager
     def _host_slot(self, url: str) -> Iterator[None]:
@@ -141,11 +242,12 @@ class Fetcher:
             raise FetchError(f"deadline of {self.timeout:g}s passed")
         timeout = httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining))
         try:
-            request = self._client.build_request("GET", url, headers=headers, timeout=timeout)
+            client = self._client_for(url)
+            request = client.build_request("GET", url, headers=headers, timeout=timeout)
         except (httpx.InvalidURL, ValueError) as e:
             raise FetchError(f"invalid URL: {e}") from e
         try:
-            response = self._client.send(request, stream=True)
+            response = client.send(request, stream=True)
         except httpx.TimeoutException as e:
             raise FetchError(f"timed out: {type(e).__name__}") from e
         except httpx.HTTPError as e:
@@ -172,26 +274,37 @@ class Fetcher:
             raise FetchError(f"HTTP {status} {response.reason_phrase}".strip())
         if status != 200:
             raise FetchError(f"unexpected HTTP status {status}")
-        encodings = [e for e in response.headers.get("content-encoding", "").split(",") if
-                     e.strip() and e.strip().lower() != "identity"]
+        encodings = [e.strip().lower() for e in
+                     response.headers.get("content-encoding", "").split(",")
+                     if e.strip() and e.strip().lower() != "identity"]
         if len(encodings) > MAX_ENCODINGS:
             raise TooLarge(f"refused {len(encodings)} stacked content encodings")
+        unknown = [e for e in encodings if e not in ENCODINGS]
+        if unknown:
+            raise FetchError(f"unsupported content encoding {unknown[0][:40]!r}")
         declared = response.headers.get("content-length", "")
-        if not encodings and declared.isdigit() and int(declared) > max_bytes:
+        if declared.isdigit() and int(declared) > max_bytes:
             raise TooLarge(f"body of {int(declared)} bytes is over the cap of {max_bytes}")
-        body = self._read_capped(response, max_bytes, deadline)
+        decoders = [_Decoder(name, max_bytes) for name in reversed(encodings)]
+        body = self._read_capped(response, max_bytes, deadline, decoders)
         return Fetched(
             url=url, status=status, body=body,
-            content_type=response.headers.get("content-type", ""),
-            etag=response.headers.get("etag"),
-            last_modified=response.headers.get("last-modified"),
+            content_type=response.headers.get("content-type", "")[:200],
+            etag=_validator(response.headers.get("etag"), 1024),
+            last_modified=_validator(response.headers.get("last-modified"), 256),
         )
 
-    def _read_capped(self, response: httpx.Response, max_bytes: int, deadline: float) -> bytes:
+    def _read_capped(self, response: httpx.Response, max_bytes: int, deadline: float,
+                     decoders: list[_Decoder]) -> bytes:
+        """Read raw bytes, decode each layer under the cap, stop at the cap or the deadline.
+        Nothing partial is returned: an over-long body is an error, not a truncated document."""
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in response.iter_bytes():
+            for raw in response.iter_raw():
+                chunk = raw
+                for decoder in decoders:
+                    chunk = decoder.feed(chunk)
                 size += len(chunk)
                 if size > max_bytes:
                     raise TooLarge(f"body over the cap of {max_bytes} bytes (decoded)")
@@ -200,11 +313,16 @@ class Fetcher:
                 chunks.append(chunk)
         except httpx.TimeoutException as e:
             raise FetchError(f"timed out while reading: {type(e).__name__}") from e
-        except httpx.DecodingError as e:
-            raise FetchError(f"bad content encoding: {e}") from e
         except httpx.HTTPError as e:
             raise FetchError(f"connection broke while reading: {_reason(e)}") from e
         return b"".join(chunks)
+
+
+def _validator(value: str | None, limit: int) -> str | None:
+    """A validator header worth sending back: present, printable and not absurdly long."""
+    if not value or len(value) > limit or not value.isprintable():
+        return None
+    return value
 
 
 def _reason(e: Exception) -> str:

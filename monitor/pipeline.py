@@ -4,7 +4,10 @@ match -> store. Expected failures come back as a ``FeedResult`` and are stored o
 from __future__ import annotations
 
 import hashlib
+import itertools
+import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,11 +15,10 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor import feeds
+from monitor import health
 from monitor.config import Settings
 from monitor.dedup import MIN_OVERLAP, Verdict, decide, fingerprint
 from monitor.errors import FeedError, FetchError, RetryLater
-from monitor.extract import extract_text
 from monitor.feeds import Entry
 from monitor.fetch import Fetched, Fetcher
 from monitor.match import Matcher, WatchlistMatch
@@ -25,10 +27,14 @@ from monitor.store import articles
 from monitor.store import feeds as feed_store
 from monitor.store.feeds import FeedJob
 from monitor.store.tables import Article
+from monitor.work import DocumentWorkers, ExtractFailed
+
+log = logging.getLogger("monitor")
 
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+MAX_OUTLET = 512
 
 
 @dataclass
@@ -36,6 +42,7 @@ class Context:
     settings: Settings
     sessions: sessionmaker[Session]
     fetcher: Fetcher
+    documents: DocumentWorkers
     matcher: Matcher
     channels: dict[str, list[str]]  # watchlist -> active channels it alerts on
     clock: Callable[[], datetime]
@@ -46,8 +53,9 @@ class Context:
 class FeedResult:
     feed_id: int
     url: str
-    status: str  # ok | not-modified | unchanged | failed
+    status: str  # ok | partial | not-modified | unchanged | failed
     new: int = 0
+    left: int = 0  # new entries left for the next poll (time budget spent)
     copies: int = 0
     alerts: int = 0
     error: str = ""
@@ -61,7 +69,11 @@ class Stored:
 
 
 def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
+    """Poll one feed. New entries are processed until ``fetch.feed_budget`` is spent; the rest
+    wait for the next poll, which is then due at once (validators are not stored, so the
+    document is fetched and parsed again)."""
     now = ctx.clock()
+    started = time.monotonic()
     try:
         fetched = ctx.fetcher.get(job.url, max_bytes=ctx.settings.fetch.feed_max_bytes,
                                   etag=job.etag, last_modified=job.last_modified,
@@ -71,21 +83,30 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
         body_hash = hashlib.sha256(fetched.body).hexdigest()
         if body_hash == job.body_hash:  # a server that ignores validators
             return _succeeded(ctx, job, now, "unchanged", not_modified=True)
-        parsed = feeds.parse(fetched.body, fetched.url, now, fetched.content_type)
+        parsed = ctx.documents.parse(fetched.body, fetched.url, now, fetched.content_type)
     except RetryLater as e:
         return _failed(ctx, job, now, str(e), wait=e.retry_after)
     except (FetchError, FeedError) as e:
         return _failed(ctx, job, now, str(e))
 
     result = FeedResult(job.id, job.url, "ok")
-    outlet = job.name or parsed.title or job.title or _host(job.url)
-    for key, entry in _new_entries(ctx, job, parsed.entries).items():
+    outlet = (job.name or parsed.title or job.title or _host(job.url))[:MAX_OUTLET]
+    new = _new_entries(ctx, job, parsed.entries)
+    for key, entry in new.items():
+        if time.monotonic() - started > ctx.settings.fetch.feed_budget:
+            result.status, result.left = "partial", len(new) - result.new
+            break
         stored = process_entry(ctx, job, key, entry, outlet)
         result.new += 1
         result.copies += stored.copy
         result.alerts += stored.alerts
-    _succeeded(ctx, job, now, "ok", title=parsed.title, etag=fetched.etag,
-               last_modified=fetched.last_modified, body_hash=body_hash, new=result.new)
+    if result.left:
+        _succeeded(ctx, job, now, "partial", title=parsed.title, new=result.new,
+                   due_now=True)
+    else:
+        _succeeded(ctx, job, now, "ok", title=parsed.title, etag=fetched.etag,
+                   last_modified=fetched.last_modified, body_hash=body_hash, new=result.new,
+                   newest=_newest(parsed.entries), cadence=_cadence(parsed.entries))
     return result
 
 
@@ -171,13 +192,31 @@ def article_text(ctx: Context, entry: Entry) -> tuple[str, str, str | None]:
         page = ctx.fetcher.get(entry.link, max_bytes=ctx.settings.fetch.page_max_bytes,
                                accept=PAGE_ACCEPT)
     except FetchError as e:
-        return entry.summary, "summary" if entry.summary else "none", str(e)
+        return entry.summary, "summary" if entry.summary else "none", f"page: {e}"
     if not isinstance(page, Fetched):
         return entry.summary, "summary" if entry.summary else "none", "page: 304 unasked"
-    text = extract_text(page.body, page.url)
+    try:
+        text = ctx.documents.extract(page.body, page.url)
+    except ExtractFailed as e:
+        return entry.summary, "summary" if entry.summary else "none", f"page: {e}"
     if text and len(text) >= min(len(entry.summary), 200):
         return text, "page", None
     return entry.summary, "summary" if entry.summary else "none", "page: no article text found"
+
+
+def _newest(entries: list[Entry]) -> datetime | None:
+    dates = [e.published for e in entries if e.published is not None]
+    return max(dates) if dates else None
+
+
+def _cadence(entries: list[Entry]) -> float | None:
+    """The feed's usual gap between entries in seconds (median of its entries' dates), or None
+    when the document has too few dated entries to say."""
+    dates = sorted({e.published for e in entries if e.published is not None})
+    if len(dates) < 3:
+        return None
+    gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(dates))
+    return max(gaps[len(gaps) // 2], 60.0)
 
 
 def _host(link: str) -> str:
@@ -190,12 +229,25 @@ def _host(link: str) -> str:
 def _succeeded(ctx: Context, job: FeedJob, now: datetime, status: str, *,
                not_modified: bool = False, title: str | None = None, etag: str | None = None,
                last_modified: str | None = None, body_hash: str | None = None,
-               new: int = 0) -> FeedResult:
-    next_check = now + timedelta(seconds=job.interval_seconds * ctx.rng.uniform(0.95, 1.05))
+               new: int = 0, newest: datetime | None = None, cadence: float | None = None,
+               due_now: bool = False) -> FeedResult:
+    next_check = now if due_now else \
+        now + timedelta(seconds=job.interval_seconds * ctx.rng.uniform(0.95, 1.05))
+    quiet = None if new else health.silence(
+        now=now, cadence_seconds=cadence or job.cadence_seconds,
+        newest_entry_at=max([d for d in (newest, job.newest_entry_at) if d], default=None),
+        last_new_entry_at=job.last_new_entry_at, since=job.created_at)
+    silent_since = (job.silent_since or now) if quiet else None
+    if quiet and job.silent_since is None:
+        usual = cadence or job.cadence_seconds
+        log.warning("feed=%s status=silent quiet_for=%s usual_gap=%s", job.url,
+                    health.describe_gap(quiet.total_seconds()),
+                    health.describe_gap(usual) if usual else "unknown")
     with ctx.sessions.begin() as session:
         feed_store.record_success(session, job.id, now, next_check, title=title, etag=etag,
                                   last_modified=last_modified, body_hash=body_hash,
-                                  new_entries=new, not_modified=not_modified)
+                                  new_entries=new, not_modified=not_modified, newest=newest,
+                                  cadence=cadence, silent_since=silent_since)
     return FeedResult(job.id, job.url, status, new=new)
 
 

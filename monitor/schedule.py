@@ -107,6 +107,7 @@ def _daily_times(rest: str) -> tuple[str, str]:
 
 def backoff(base: float, failures: int, cap: float, jitter: float) -> float:
     """Seconds before retrying a failing feed: ``base`` doubled per consecutive failure, capped,
-    scaled by ``jitter`` (0.8-1.2, drawn by the caller). Never infinite: a feed is never dropped."""
-    delay: float = min(base * 2.0 ** max(failures - 1, 0), cap)
-    return float(max(delay * jitter, 1.0))
+    scaled by ``jitter`` (0.8-1.2, drawn by the caller), never over ``cap``. Never infinite: a
+    feed is never dropped."""
+    delay: float = min(base * 2.0 ** min(max(failures - 1, 0), 64), cap)
+    return float(max(min(delay * jitter, cap), 1.0))

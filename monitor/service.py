@@ -30,6 +30,7 @@ from monitor.store import db, outbox
 from monitor.store import feeds as feed_store
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Alert, Article, Feed, Match
+from monitor.work import DocumentWorkers
 
 log = logging.getLogger("monitor")
 
@@ -64,6 +65,9 @@ class Service:
             max_redirects=f.max_redirects, per_host=f.per_host,
             max_connections=max(f.workers * 2, 8), resolver=resolver,
         )
+        d = settings.documents
+        self.documents = DocumentWorkers(processes=d.processes, timeout=d.timeout,
+                                         memory_mib=d.memory_limit)
         self.matcher = Matcher([(w.name, w.terms) for w in settings.watchlists],
                                settings.digest.snippet_chars)
         active = set(settings.active_channels())
@@ -77,6 +81,7 @@ class Service:
 
     def close(self) -> None:
         self.fetcher.close()
+        self.documents.close()
         self.engine.dispose()
 
     # -- start-up ------------------------------------------------------------------------------
@@ -91,8 +96,8 @@ class Service:
         seeds.load_seeds(self.sessions, self.settings.seed_paths(), now)
 
     def context(self) -> Context:
-        return Context(self.settings, self.sessions, self.fetcher, self.matcher, self.channels,
-                       self.clock)
+        return Context(self.settings, self.sessions, self.fetcher, self.documents, self.matcher,
+                       self.channels, self.clock)
 
     # -- polling -------------------------------------------------------------------------------
 
@@ -129,8 +134,8 @@ class Service:
         if result.status == "failed":
             log.warning("feed=%s status=failed error=%r", job.url, result.error)
         else:
-            log.info("feed=%s status=%s new=%d copies=%d alerts=%d", job.url, result.status,
-                     result.new, result.copies, result.alerts)
+            log.info("feed=%s status=%s new=%d copies=%d alerts=%d left=%d", job.url,
+                     result.status, result.new, result.copies, result.alerts, result.left)
         return result
 
     # -- digests -------------------------------------------------------------------------------
@@ -272,10 +277,10 @@ class Service:
                 "matches": session.scalar(select(func.count()).select_from(Match)),
                 "alerts pending": session.scalar(select(func.count()).select_from(Alert)
                                                  .where(Alert.digest_id.is_(None))),
-                "digests unsent": len(outbox.unsent_digests(session)),
             }
+            unsent = outbox.unsent_digests(session)
+            counts["digests unsent"] = len(unsent)
             return {
                 "feeds": feeds, "counts": counts, "last_sent": outbox.last_sent(session),
-                "failed": outbox.failed_digests(session),
-                "unsent": outbox.unsent_digests(session),
+                "failed": outbox.failed_digests(session), "unsent": unsent,
             }

@@ -25,6 +25,11 @@ class FeedJob:
     last_modified: str | None
     body_hash: str | None
     error_count: int
+    cadence_seconds: float | None = None
+    newest_entry_at: datetime | None = None
+    last_new_entry_at: datetime | None = None
+    silent_since: datetime | None = None
+    created_at: datetime | None = None
 
 
 def sync_feeds(session: Session, feeds: Iterable[tuple[str, str | None, float]],
@@ -66,7 +71,8 @@ def claim_due(session: Session, owner: str, now: datetime, lease: timedelta,
     for row in rows:
         row.lease_owner, row.lease_until = owner, now + lease
     return [FeedJob(r.id, r.url, r.name, r.title, r.interval_seconds, r.etag, r.last_modified,
-                    r.body_hash, r.error_count) for r in rows]
+                    r.body_hash, r.error_count, r.cadence_seconds, r.newest_entry_at,
+                    r.last_new_entry_at, r.silent_since, r.created_at) for r in rows]
 
 
 def known_entry_keys(session: Session, feed_id: int, keys: list[str]) -> set[str]:
@@ -83,15 +89,22 @@ def known_entry_keys(session: Session, feed_id: int, keys: list[str]) -> set[str
 def record_success(session: Session, feed_id: int, now: datetime, next_check: datetime, *,
                    title: str | None = None, etag: str | None = None,
                    last_modified: str | None = None, body_hash: str | None = None,
-                   new_entries: int = 0, not_modified: bool = False) -> None:
+                   new_entries: int = 0, not_modified: bool = False,
+                   newest: datetime | None = None, cadence: float | None = None,
+                   silent_since: datetime | None = None) -> None:
+    """Record a successful poll; the error count resets (the error text stays for history)."""
     values: dict[str, object] = dict(
         last_checked_at=now, last_success_at=now, next_check_at=next_check, error_count=0,
-        last_error=None, lease_owner=None, lease_until=None,
+        lease_owner=None, lease_until=None, silent_since=silent_since,
     )
     if not not_modified:
         values.update(etag=etag, last_modified=last_modified, body_hash=body_hash)
         if title:
             values["title"] = title
+        if newest is not None:
+            values["newest_entry_at"] = newest
+        if cadence is not None:
+            values["cadence_seconds"] = cadence
     if new_entries:
         values["last_new_entry_at"] = now
         values["entries_total"] = Feed.entries_total + new_entries

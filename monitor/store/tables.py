@@ -78,7 +78,10 @@ class Feed(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(index=True)
     last_checked_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
-    last_new_entry_at: Mapped[datetime | None]
+    last_new_entry_at: Mapped[datetime | None]  # when we last found a new entry
+    newest_entry_at: Mapped[datetime | None]  # the newest entry date the feed itself gave
+    cadence_seconds: Mapped[float | None] = mapped_column(Float)  # its usual gap between entries
+    silent_since: Mapped[datetime | None]  # set when it went quiet against that cadence
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
     error_count: Mapped[int] = mapped_column(Integer, default=0)
