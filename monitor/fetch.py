@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,7 +154,8 @@ class _GuardedTransport(httpx.HTTPTransport):
         self._pool = httpcore.HTTPProxy(
             proxy_url=proxy,
             ssl_context=ssl.create_default_context(),
-            proxy_ssl_context=ssl.create_default_context(),
+            proxy_ssl_context=(ssl.create_default_context()
+                               if urlsplit(proxy).scheme.lower() == "https" else None),
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             network_backend=backend,
@@ -166,13 +167,15 @@ class Fetcher:
 
     def __init__(self, *, policy: AddressPolicy, user_agent: str, timeout: float,
                  connect_timeout: float, max_redirects: int = 5, per_host: int = 2,
-                 max_connections: int = 32, resolver: Resolver = system_resolver) -> None:
+                 max_connections: int = 32, resolver: Resolver = system_resolver,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.max_redirects = max_redirects
         self.per_host = per_host
         self.policy = policy
         self.resolver = resolver
+        self.clock = clock  # for Retry-After dates
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
         self._client = self._make_client(user_agent, max_connections, None)
@@ -219,7 +222,10 @@ class Fetcher:
 
     def get(self, url: str, *, max_bytes: int, etag: str | None = None,
             last_modified: str | None = None, accept: str = "*/*") -> Fetched | _NotModified:
-        deadline = time.monotonic() + self.timeout
+        """The body at ``url`` after at most ``max_redirects`` hops. The deadline counts the
+        time spent on the network, all hops together; waiting for a free slot on a busy host
+        does not count (every slot holder is itself bounded by its own deadline)."""
+        budget = self.timeout
         headers = {"Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
@@ -228,7 +234,11 @@ class Fetcher:
         for _hop in range(self.max_redirects + 1):
             check_scheme(url)
             with self._host_slot(url):
-                result = self._one(url, headers, max_bytes, deadline)
+                started = time.monotonic()
+                try:
+                    result = self._one(url, headers, max_bytes, started + budget)
+                finally:
+                    budget -= time.monotonic() - started
             if isinstance(result, str):  # a redirect
                 url = result
                 continue
@@ -268,7 +278,7 @@ class Fetcher:
         if status == 304:
             return NOT_MODIFIED
         if status in (429, 503):
-            wait = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+            wait = parse_retry_after(response.headers.get("retry-after"), self.clock())
             raise RetryLater(f"HTTP {status}: retry after {wait:.0f}s", wait)
         if status >= 400:
             raise FetchError(f"HTTP {status} {response.reason_phrase}".strip())

@@ -63,7 +63,7 @@ class Service:
             policy=AddressPolicy.from_settings(f.allow_private_addresses, f.allowed_hosts),
             user_agent=f.user_agent, timeout=f.timeout, connect_timeout=f.connect_timeout,
             max_redirects=f.max_redirects, per_host=f.per_host,
-            max_connections=max(f.workers * 2, 8), resolver=resolver,
+            max_connections=max(f.workers * 2, 8), resolver=resolver, clock=clock,
         )
         d = settings.documents
         self.documents = DocumentWorkers(processes=d.processes, timeout=d.timeout,

@@ -3,12 +3,15 @@ server (aiosmtpd), SQLite files and PostgreSQL schemas."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import ipaddress
 import json
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -79,14 +82,58 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"PostgreSQL tests run: {len(set(PG_RAN))}")
 
 
+# -- the network fence -----------------------------------------------------------------------
+
+OUTSIDE: list[str] = []  # outside addresses something tried to connect to, refused
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _fenced(address: Any) -> bool:
+    if not isinstance(address, tuple) or not address:
+        return False  # unix sockets
+    try:
+        return not ipaddress.ip_address(str(address[0]).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return True  # a name: Python code connecting by name is resolving outside our guard
+
+
+def _connect(self: socket.socket, address: Any) -> None:
+    if _fenced(address):
+        OUTSIDE.append(str(address[0]))
+        raise OSError(errno.ENETUNREACH, f"tests reach loopback only, not {address[0]}")
+    _real_connect(self, address)
+
+
+def _connect_ex(self: socket.socket, address: Any) -> int:
+    if _fenced(address):
+        OUTSIDE.append(str(address[0]))
+        return errno.ENETUNREACH
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every test runs fenced: a Python socket may connect to loopback only, and a test that
+    tried anything else fails unless it expects it (and empties the list)."""
+    monkeypatch.setattr(socket.socket, "connect", _connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", _connect_ex)
+    OUTSIDE.clear()
+    yield OUTSIDE
+    assert OUTSIDE == [], f"tried to reach outside addresses: {OUTSIDE}"
+
+
 # -- HTTP on loopback ------------------------------------------------------------------------
 
 
 @dataclass
 class Route:
+    """A canned answer; ``action`` instead takes over the socket (drip, stall, endless...)."""
+
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    action: Callable[[BaseHTTPRequestHandler], None] | None = None
 
 
 @dataclass
@@ -112,6 +159,15 @@ class Web:
         return [json.loads(b) for m, p, _h, b in self.requests if m == "POST" and p == path]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up early (as the fetcher does at a cap or deadline) are normal here."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 def _serve(web: Web) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -128,6 +184,11 @@ def _serve(web: Web) -> ThreadingHTTPServer:
                 route = route.pop(0) if len(route) > 1 else route[0]
             if route is None:
                 route = Route(404, b"not found")
+            if route.action is not None:
+                with contextlib.suppress(OSError):  # the client went away, as it should
+                    route.action(self)
+                self.close_connection = True
+                return
             etag = route.headers.get("ETag")
             if etag and self.headers.get("If-None-Match") == etag:
                 self.send_response(304)
@@ -144,8 +205,7 @@ def _serve(web: Web) -> ThreadingHTTPServer:
         do_GET = _answer
         do_POST = _answer
 
-    server = ThreadingHTTPServer((web.host, web.port), Handler)
-    server.daemon_threads = True
+    server = _QuietServer((web.host, web.port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -219,11 +279,14 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
 def write_config(path: Path, *, db_url: str, feeds: list[str], smtp_port: int | None,
                  slack_url: str | None, allowed: list[str], seeds: bool = True,
                  extra: str = "", terms: tuple[str, ...] = ("Wagner", "Barkhane", "Takuba",
-                                                            "MINUSMA")) -> Path:
+                                                            "MINUSMA"),
+                 fetch: dict[str, Any] | None = None) -> Path:
+    """A config for tests; ``fetch`` adds keys to the [fetch] table, ``extra`` whole tables."""
+    settings = {"allowed_hosts": allowed, "timeout": 10, **(fetch or {})}
     lines = [
         "[storage]", f'url = "{db_url}"',
         "[seeds]", f'paths = ["{ROOT / "seeds"}"]' if seeds else "paths = []",
-        "[fetch]", f"allowed_hosts = {json.dumps(allowed)}", "timeout = 10",
+        "[fetch]", *(f"{k} = {json.dumps(v)}" for k, v in settings.items()),
     ]
     for url in feeds:
         lines += ["[[feeds]]", f'url = "{url}"']
