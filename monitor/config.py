@@ -471,3 +471,46 @@ def _resolved(s: Settings) -> Settings:
             url = "sqlite:///" + str(s.resolve(rest))
             s = s.model_copy(update={"storage": StorageSettings(url=url)})
     return s
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference documentation, generated from the declarations above (README.md embeds it; a test
+# fails when the two drift apart: run `python -m monitor.config` and paste, or
+# `python scripts/update_reference.py`).
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "(required)"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return ""
+    return f"`{value!r}`"
+
+
+def reference_rows(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
+    """One Markdown table row per setting: key, default, description."""
+    rows: list[str] = []
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        annotation = field.annotation
+        key = f"{prefix}{name}"
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows += reference_rows(annotation, f"{key}.")
+            continue
+        item = getattr(annotation, "__args__", (None,))[0]
+        if isinstance(item, type) and issubclass(item, BaseModel):  # [[feeds]], [[watchlists]]
+            rows += reference_rows(item, f"[[{key}]] ")
+            continue
+        text = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{key}` | {_default(field)} | {text} |")
+    return rows
+
+
+def reference_markdown() -> str:
+    return "\n".join(["| key | default | meaning |", "|---|---|---|", *reference_rows()])
+
+
+if __name__ == "__main__":
+    print(reference_markdown())

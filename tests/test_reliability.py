@@ -885,3 +885,18 @@ def test_ingestion_over_every_corpus_feed(
     print(json.dumps({"feeds": len(files), "failed": len(failed), "seconds": round(elapsed, 1),
                       "articles": count(svc, Article)}))
 
+
+
+def test_a_document_over_the_worker_memory_limit_fails_alone() -> None:
+    from monitor.work import DocumentWorkers, ExtractFailed
+
+    workers = DocumentWorkers(processes=1, timeout=30, memory_mib=160)
+    try:
+        with pytest.raises(ExtractFailed, match=r"memory limit|process died"):
+            workers.extract(POISON_PAGE, "http://x.example/")
+        # the pool replaced the worker and goes on
+        assert "Wagner" in workers.extract(
+            b"<html><body><article><p>" + WAGNER.encode() * 3 + b"</p></article></body></html>",
+            "http://x.example/")
+    finally:
+        workers.close()

@@ -234,3 +234,14 @@ def test_schedules_give_one_due_time_after_downtime() -> None:
 def test_backoff_grows_caps_and_never_stops() -> None:
     delays = [backoff(60, n, 3600, 1.0) for n in range(1, 12)]
     assert delays[0] == 60 and delays[1] == 120 and max(delays) == 3600
+
+
+def test_readme_config_reference_matches_the_declarations() -> None:
+    from monitor.config import reference_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- config-reference:start -->\n") + len(
+        "<!-- config-reference:start -->\n")
+    end = readme.index("\n<!-- config-reference:end -->")
+    assert readme[start:end] == reference_markdown(), \
+        "README's config reference drifted: run python scripts/update_reference.py"
