@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from monitor import __version__, config, health
 from monitor.errors import ConfigError, MonitorError
-from monitor.service import Service
+from monitor.service import Preview, Service
 from monitor.store.tables import Feed
 
 log = logging.getLogger("monitor")
@@ -43,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="send everything pending now, ignoring schedules and retry back-off")
     mode.add_argument("--preview", action="store_true",
                       help="print what would be sent; send nothing, mark nothing")
+    mode.add_argument("--resend", type=int, metavar="ID",
+                      help="send digest ID again (one that failed, or was lost downstream); "
+                      "`monitor status` lists failed digests with their IDs")
+    digest.add_argument("--html", metavar="FILE",
+                        help="with --preview: also write the HTML version to FILE (one file per "
+                        "watchlist, FILE-<watchlist>.html, when there are several)")
     sub.add_parser("check", parents=[common], help="validate the config",
                    description="Validate the config; every problem on its own line.")
     sub.add_parser("status", parents=[common], help="feeds and their health, counts, digests",
@@ -130,19 +138,32 @@ def cmd_run(settings: config.Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_digest(settings: config.Settings, args: argparse.Namespace) -> int:
+    if args.html and not args.preview:
+        print("error: --html goes with --preview", file=sys.stderr)
+        return 2
     service = Service(settings)
     try:
         if args.preview:
             previews = service.preview()
             if not previews:
                 print("nothing pending")
-            for watchlist, channel, text in previews:
-                print(f"--- {watchlist} / {channel} ---")
-                print(text)
+            for p in previews:
+                print(f"--- {p.watchlist} / {p.channel} ---")
+                print(p.text)
+            if args.html:
+                _write_html(args.html, previews)
             return 0
-        service.cut_digests(force=True)
-        report = service.relay(ignore_backoff=True)
-        left = service.unsent()
+        if args.resend is not None:
+            resent = service.resend(args.resend)
+            if resent is None:
+                print(f"error: no failed or sent digest {args.resend} to re-send",
+                      file=sys.stderr)
+                return 1
+            report, left = resent, service.unsent()
+        else:
+            service.cut_digests(force=True)
+            report = service.relay(ignore_backoff=True)
+            left = service.unsent()
     finally:
         service.close()
     for error in report.errors:
@@ -150,6 +171,17 @@ def cmd_digest(settings: config.Settings, args: argparse.Namespace) -> int:
     print(f"digests sent: {report.sent}, retrying later: {report.retrying}, "
           f"failed: {report.failed}, still queued: {left}")
     return 0 if left == 0 and report.failed == 0 else 1
+
+
+def _write_html(target: str, previews: list[Preview]) -> None:
+    """One HTML file per watchlist (its channels share the content)."""
+    by_watchlist = {p.watchlist: p.html for p in previews}
+    path = Path(target)
+    for watchlist, html in by_watchlist.items():
+        out = path if len(by_watchlist) == 1 else \
+            path.with_name(f"{path.stem}-{re.sub(r'[^A-Za-z0-9_.-]', '_', watchlist)}{path.suffix}")
+        out.write_text(html, encoding="utf-8")
+        print(f"HTML of {watchlist}: {out}")
 
 
 def _when(value: datetime | None) -> str:

@@ -20,10 +20,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitor.errors import ConfigError, ConfigProblem
-from monitor.schedule import parse_duration, parse_schedule, parse_timezone
+from monitor.schedule import parse_duration, parse_quiet_hours, parse_schedule, parse_timezone
 
 DEFAULT_CONFIG = "config/monitor.toml"
-CHANNEL_NAMES = ("email", "slack")
+CHANNEL_NAMES = ("email", "slack", "apprise")
+ChannelName = Literal["email", "slack", "apprise"]
 
 
 class _Section(BaseModel):
@@ -37,6 +38,23 @@ def _http_url(value: str) -> str:
     if not parts.hostname:
         raise ValueError(f"URL has no host: {value!r}")
     return value.strip()
+
+
+def _email_address(value: str) -> str:
+    if "@" not in value or any(c in value for c in "\r\n<>,; "):
+        raise ValueError(f"not an email address: {value!r}")
+    return value
+
+
+def _apprise_urls(urls: list[str]) -> list[str]:
+    if not urls:
+        return urls
+    import apprise  # imported only when Apprise is configured: it loads many plugins
+
+    for url in urls:
+        if not apprise.Apprise().add(url):
+            raise ValueError(f"not an Apprise URL it can use: {url.split('://')[0]}://...")
+    return urls
 
 
 def _duration_seconds(value: Any) -> float:
@@ -167,8 +185,20 @@ class WatchlistSettings(_Section):
         description="Terms matched case-insensitively on word boundaries, ignoring diacritics, "
         "with possessives."
     )
-    channels: list[Literal["email", "slack"]] = Field(
-        default=["email"], description="Where this watchlist's digests go."
+    channels: list[ChannelName] = Field(
+        default=["email"], description="Where this watchlist's digests go: email, slack, apprise."
+    )
+    recipients: list[str] = Field(
+        default_factory=list,
+        description="Email recipients of this watchlist's digests (a desk's own list); "
+        "default: channels.email.recipients.",
+    )
+    slack_webhook_url: str = Field(
+        "", description="Slack webhook of this watchlist; default: channels.slack.webhook_url."
+    )
+    apprise_urls: list[str] = Field(
+        default_factory=list, description="Apprise URLs of this watchlist; default: "
+        "channels.apprise.urls."
     )
     schedule: str = Field(
         "hourly",
@@ -176,6 +206,49 @@ class WatchlistSettings(_Section):
         "A watchlist that never sent a digest sends its first one at the next cycle.",
     )
     timezone: str = Field("UTC", description="IANA timezone of the schedule.")
+    quiet_hours: str = Field(
+        "", description="'22:00-07:00' in the watchlist's timezone: digests due then wait until "
+        "it ends (deferred, never dropped). Empty: none."
+    )
+    urgent: bool = Field(
+        False, description="true: every new match goes out at the next cycle, ignoring the "
+        "schedule and quiet hours."
+    )
+    urgent_terms: list[str] = Field(
+        default_factory=list, description="Terms (from `terms`) whose matches go out at the "
+        "next cycle, ignoring the schedule and quiet hours; the digest carries everything pending."
+    )
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, v: list[str]) -> list[str]:
+        for r in v:
+            _email_address(r)
+        return v
+
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _webhook(cls, v: str) -> str:
+        return _http_url(v) if v else v
+
+    @field_validator("apprise_urls")
+    @classmethod
+    def _apprise(cls, v: list[str]) -> list[str]:
+        return _apprise_urls(v)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str) -> str:
+        if v.strip():
+            parse_quiet_hours(v)
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _urgent_terms(self) -> WatchlistSettings:
+        unknown = [t for t in self.urgent_terms if t not in self.terms]
+        if unknown:
+            raise ValueError(f"urgent_terms: not among terms: {', '.join(unknown)}")
+        return self
 
     @field_validator("terms")
     @classmethod
@@ -226,8 +299,7 @@ class EmailChannel(_Section):
         if self.active and not self.recipients:
             raise ValueError("recipients: at least one address is needed when host is set")
         for r in self.recipients:
-            if "@" not in r or any(c in r for c in "\r\n<>,; "):
-                raise ValueError(f"recipients: not an email address: {r!r}")
+            _email_address(r)
         return self
 
 
@@ -246,9 +318,32 @@ class SlackChannel(_Section):
         return _http_url(v) if v else v
 
 
+class AppriseChannel(_Section):
+    enabled: bool = Field(True, description="false: keep the settings but notify nothing.")
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Apprise URLs (msteams://, tgram://, discord://, matrix://, ntfy://, "
+        "json://...): the text digest goes to each; empty disables the channel.",
+    )
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = Field(
+        8, description="Apprise does not say which failures are permanent: after this many "
+        "failed attempts a digest is marked failed."
+    )
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and bool(self.urls)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        return _apprise_urls(v)
+
+
 class ChannelSettings(_Section):
     email: EmailChannel = EmailChannel()
     slack: SlackChannel = SlackChannel()
+    apprise: AppriseChannel = AppriseChannel()
 
 
 class DigestSettings(_Section):
@@ -287,6 +382,33 @@ class Settings(_Section):
 
     def active_channels(self) -> list[str]:
         return [name for name in CHANNEL_NAMES if getattr(self.channels, name).active]
+
+    def watchlist(self, name: str) -> WatchlistSettings | None:
+        return next((w for w in self.watchlists if w.name == name), None)
+
+    def channels_of(self, wl: WatchlistSettings) -> list[str]:
+        """The channels this watchlist really delivers to: listed, enabled and addressed
+        (by the channel's settings or the watchlist's own recipients, webhook or URLs)."""
+        c = self.channels
+        ready = {
+            "email": c.email.active,
+            "slack": c.slack.enabled and bool(wl.slack_webhook_url or c.slack.webhook_url),
+            "apprise": c.apprise.enabled and bool(wl.apprise_urls or c.apprise.urls),
+        }
+        return [str(name) for name in wl.channels if ready[name]]
+
+    def recipients_of(self, watchlist: str) -> list[str]:
+        wl = self.watchlist(watchlist)
+        return list(wl.recipients) if wl and wl.recipients else list(self.channels.email.recipients)
+
+    def slack_webhook_of(self, watchlist: str) -> str:
+        wl = self.watchlist(watchlist)
+        return wl.slack_webhook_url if wl and wl.slack_webhook_url else \
+            self.channels.slack.webhook_url
+
+    def apprise_urls_of(self, watchlist: str) -> list[str]:
+        wl = self.watchlist(watchlist)
+        return list(wl.apprise_urls) if wl and wl.apprise_urls else list(self.channels.apprise.urls)
 
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()

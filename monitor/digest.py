@@ -16,11 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import css_inline
 from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from monitor.text import clean, fold
 
+# Mail clients ignore most <style> blocks: rules become style attributes; only @media rules
+# (narrow screens) stay in a <style> block. Nothing is ever loaded from outside.
+INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 SLACK_MAX_BLOCKS = 50
 SLACK_MAX_SECTION = 3000
 SLACK_ITEMS_PER_MESSAGE = 45
@@ -132,7 +136,7 @@ class Renderer:
         return Rendered(
             subject=subject_line(self.subject, data.watchlist, len(data.items)),
             text=self.env.get_template("digest.txt").render(context),
-            html=self.env.get_template("digest.html").render(context),
+            html=INLINER.inline(self.env.get_template("digest.html").render(context)),
             slack=slack_messages(data),
         )
 

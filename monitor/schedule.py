@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -111,3 +111,28 @@ def backoff(base: float, failures: int, cap: float, jitter: float) -> float:
     feed is never dropped."""
     delay: float = min(base * 2.0 ** min(max(failures - 1, 0), 64), cap)
     return float(max(min(delay * jitter, cap), 1.0))
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window, in a timezone, when routine digests wait (deferred, never dropped)."""
+
+    start: time
+    end: time
+    tz: tzinfo
+
+    def active(self, now: datetime) -> bool:
+        local = now.astimezone(self.tz).time()
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end  # over midnight
+
+
+def parse_quiet_hours(text: str, timezone: str = "UTC") -> QuietHours:
+    found = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+    if not found:
+        raise ValueError(f"quiet hours {text!r}: write 'HH:MM-HH:MM', e.g. '22:00-07:00'")
+    h1, m1, h2, m2 = (int(g) for g in found.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 or (h1, m1) == (h2, m2):
+        raise ValueError(f"quiet hours {text!r}: times must be 00:00-23:59 and differ")
+    return QuietHours(time(h1, m1), time(h2, m2), parse_timezone(timezone))

@@ -23,6 +23,7 @@ from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, Resolver, system_resolver
 from monitor.match import Matcher
 from monitor.notify.email import EmailSender
+from monitor.notify.apprise import AppriseSender
 from monitor.notify.slack import SlackSender
 from monitor.pipeline import Context, FeedResult, process_feed
 from monitor.schedule import parse_schedule
@@ -41,6 +42,14 @@ DELIVERY_RETRY_CAP = 3600.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Preview:
+    watchlist: str
+    channel: str
+    text: str
+    html: str
 
 
 @dataclass
@@ -70,9 +79,8 @@ class Service:
                                          memory_mib=d.memory_limit)
         self.matcher = Matcher([(w.name, w.terms) for w in settings.watchlists],
                                settings.digest.snippet_chars)
-        active = set(settings.active_channels())
         self.channels: dict[str, list[str]] = {
-            w.name: [str(c) for c in w.channels if c in active] for w in settings.watchlists
+            w.name: settings.channels_of(w) for w in settings.watchlists
         }
         templates = settings.resolve(settings.digest.templates) if settings.digest.templates \
             else None
@@ -179,22 +187,32 @@ class Service:
                  watchlist, channel, len(items))
         return 1
 
-    def preview(self) -> list[tuple[str, str, str]]:
-        """(watchlist, channel, text) of everything that would be sent now; changes nothing."""
+    def preview(self) -> list[Preview]:
+        """Everything that would be sent now, rendered; changes nothing."""
         out = []
         with self.sessions() as session:
             for d in outbox.unsent_digests(session):
-                out.append((d.watchlist, d.channel, d.body_text))
+                out.append(Preview(d.watchlist, d.channel, d.body_text, d.body_html))
             now = self.clock()
             for wl in self.settings.watchlists:
                 for channel in self.channels.get(wl.name, []):
                     ids = outbox.pending_alerts(session, wl.name, channel)
                     if ids:
                         items = outbox.digest_items(session, ids)
-                        text = self.renderer.render(DigestData(wl.name, items, now)).text
-                        out.append((wl.name, channel, text))
+                        rendered = self.renderer.render(DigestData(wl.name, items, now))
+                        out.append(Preview(wl.name, channel, rendered.text, rendered.html))
             session.rollback()
         return out
+
+    def resend(self, digest_id: int) -> RelayReport | None:
+        """Send a failed (or sent, but lost downstream) digest again, whole; None when there
+        is no such digest or it is still queued."""
+        with self.sessions.begin() as session:
+            row = outbox.requeue(session, digest_id)
+            if row is None:
+                return None
+            log.info("digest=%d status=requeued for re-send", digest_id)
+        return self.relay(ignore_backoff=True)
 
     # -- delivery ------------------------------------------------------------------------------
 
@@ -215,13 +233,19 @@ class Service:
         return report
 
     def _deliver(self, job: DigestJob, report: RelayReport) -> None:
+        s = self.settings
         try:
-            if job.channel == "email" and self.settings.channels.email.active:
-                EmailSender(self.settings.channels.email).send(job)
-            elif job.channel == "slack" and self.settings.channels.slack.active:
-                SlackSender(self.settings.channels.slack).send(job, self._part_recorder(job))
+            if job.channel not in self.channels.get(job.watchlist, []):
+                raise DeliveryError(f"channel {job.channel} is not configured for watchlist "
+                                    f"{job.watchlist}")
+            if job.channel == "email":
+                EmailSender(s.channels.email).send(job, s.recipients_of(job.watchlist))
+            elif job.channel == "slack":
+                SlackSender(s.slack_webhook_of(job.watchlist), s.channels.slack.timeout).send(
+                    job, self._part_recorder(job))
             else:
-                raise DeliveryError(f"channel {job.channel} is not configured")
+                AppriseSender(s.apprise_urls_of(job.watchlist),
+                              s.channels.apprise.max_attempts).send(job, self._part_recorder(job))
         except PermanentDeliveryError as e:
             with self.sessions.begin() as session:
                 outbox.mark_failed(session, job.id, self.owner, str(e))

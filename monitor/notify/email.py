@@ -13,11 +13,11 @@ from monitor.errors import DeliveryError, PermanentDeliveryError
 from monitor.store.outbox import DigestJob
 
 
-def build_message(settings: EmailChannel, job: DigestJob) -> EmailMessage:
+def build_message(settings: EmailChannel, job: DigestJob, recipients: list[str]) -> EmailMessage:
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["Subject"] = job.subject
     msg["From"] = settings.sender
-    msg["To"] = ", ".join(settings.recipients)
+    msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = job.message_id
     safe_name = "".join(c if c.isalnum() or c in "-." else "-" for c in job.watchlist)
@@ -33,9 +33,9 @@ class EmailSender:
         self.settings = settings
         self.ssl_context = ssl_context or ssl.create_default_context()
 
-    def send(self, job: DigestJob) -> None:
+    def send(self, job: DigestJob, recipients: list[str]) -> None:
         s = self.settings
-        msg = build_message(s, job)
+        msg = build_message(s, job, recipients)
         try:
             smtp: smtplib.SMTP
             if s.tls == "ssl":
@@ -50,7 +50,7 @@ class EmailSender:
                     smtp.ehlo()
                 if s.username:
                     smtp.login(s.username, s.password)
-                smtp.send_message(msg, from_addr=s.sender, to_addrs=list(s.recipients))
+                smtp.send_message(msg, from_addr=s.sender, to_addrs=recipients)
         except smtplib.SMTPRecipientsRefused as e:
             codes = [code for code, _ in e.recipients.values()]
             text = f"SMTP refused every recipient: {sorted(set(codes))}"

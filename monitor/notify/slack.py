@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from slack_sdk.webhook import WebhookClient
 
-from monitor.config import SlackChannel
 from monitor.errors import DeliveryError, PermanentDeliveryError
 from monitor.store.outbox import DigestJob
 
@@ -15,8 +14,8 @@ PERMANENT = {400, 401, 403, 404, 410}
 
 
 class SlackSender:
-    def __init__(self, settings: SlackChannel) -> None:
-        self.client = WebhookClient(settings.webhook_url, timeout=int(settings.timeout))
+    def __init__(self, webhook_url: str, timeout: float) -> None:
+        self.client = WebhookClient(webhook_url, timeout=max(int(timeout), 1))
 
     def send(self, job: DigestJob, on_part: Callable[[int], None]) -> None:
         """Post each message not yet posted; ``on_part(n)`` records that n are posted."""

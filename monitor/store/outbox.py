@@ -130,6 +130,17 @@ def mark_failed(session: Session, digest_id: int, owner: str, error: str) -> boo
     return _finish(session, digest_id, owner, status="failed", last_error=error[:2000])
 
 
+def requeue(session: Session, digest_id: int) -> Digest | None:
+    """Queue a failed or sent digest again, whole, for a re-send; None if there is no such
+    digest or it is already queued or being sent."""
+    row = session.get(Digest, digest_id, with_for_update=True)
+    if row is None or row.status not in ("failed", "sent"):
+        return None
+    row.status, row.attempts, row.parts_sent = "queued", 0, 0
+    row.next_attempt_at, row.lease_owner, row.lease_until = None, None, None
+    return row
+
+
 def unsent_digests(session: Session) -> list[Digest]:
     return list(session.scalars(select(Digest).where(Digest.status.in_(("queued", "sending")))
                                 .order_by(Digest.id)))
