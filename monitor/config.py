@@ -156,8 +156,12 @@ class PollSettings(_Section):
     max_backoff: float = Field(
         21600.0, description="Longest wait between retries of a failing feed (never given up)."
     )
+    dead_after: float = Field(
+        259200.0, description="A feed failing this long ('3d') is reported to the operator in "
+        "the footer of every digest until it recovers."
+    )
 
-    @field_validator("interval", "tick", "max_backoff", mode="before")
+    @field_validator("interval", "tick", "max_backoff", "dead_after", mode="before")
     @classmethod
     def _durations(cls, v: Any) -> float:
         return _duration_seconds(v)

@@ -62,6 +62,7 @@ class DigestData:
     watchlist: str
     items: list[Item]
     generated_at: datetime
+    notices: list[str] = field(default_factory=list)  # for the operator: broken channels, feeds
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,10 @@ def slack_messages(data: DigestData) -> list[dict[str, object]]:
             {"type": "section", "text": {"type": "mrkdwn", "text": header}}, {"type": "divider"}
         ]
         blocks.extend(_slack_item(item) for item in chunk)
+        if n == len(chunks) and data.notices:
+            text = "\n".join(f"⚠ {slack_escape(notice)}" for notice in data.notices)
+            blocks.append({"type": "context", "elements": [
+                {"type": "mrkdwn", "text": text[:SLACK_MAX_SECTION]}]})
         assert len(blocks) <= SLACK_MAX_BLOCKS
         summary = clean(f"{data.watchlist}: {len(data.items)} new{part}", 200, single_line=True)
         messages.append({"text": slack_escape(summary),

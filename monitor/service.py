@@ -16,25 +16,28 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor import seeds
-from monitor.config import Settings
+from monitor.config import Settings, WatchlistSettings
 from monitor.digest import DigestData, Renderer, dumps_slack, message_id
 from monitor.errors import DeliveryError, PermanentDeliveryError
 from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, Resolver, system_resolver
 from monitor.match import Matcher
-from monitor.notify.email import EmailSender
 from monitor.notify.apprise import AppriseSender
+from monitor.notify.email import EmailSender
 from monitor.notify.slack import SlackSender
 from monitor.pipeline import Context, FeedResult, process_feed
-from monitor.schedule import parse_schedule
+from monitor.schedule import parse_quiet_hours, parse_schedule
 from monitor.store import db, outbox
 from monitor.store import feeds as feed_store
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Alert, Article, Feed, Match
+from monitor.text import clean
 from monitor.work import DocumentWorkers
 
 log = logging.getLogger("monitor")
 
+NOTICE_WINDOW = timedelta(days=7)
+MAX_NOTICES = 10
 FEED_LEASE = timedelta(minutes=15)
 DIGEST_LEASE = timedelta(minutes=5)
 DELIVERY_RETRY_CAP = 3600.0
@@ -42,6 +45,16 @@ DELIVERY_RETRY_CAP = 3600.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,11 @@ class Service:
             feed_store.sync_feeds(session, [(f.url, f.name, f.interval or interval)
                                             for f in self.settings.feeds], now)
         seeds.load_seeds(self.sessions, self.settings.seed_paths(), now)
+        with self.sessions.begin() as session:
+            released = db.release_dead_leases(session, socket.gethostname(), _alive)
+        if released:
+            log.warning("released %d leases of processes on this host that died (a digest that "
+                        "was being sent goes out again)", released)
 
     def context(self) -> Context:
         return Context(self.settings, self.sessions, self.fetcher, self.documents, self.matcher,
@@ -152,31 +170,71 @@ class Service:
         """Turn pending alerts into digests for every watchlist that is due (all with
         ``force``). Due-ness is stored, so a restart after downtime finds one digest due."""
         made = 0
+        notices: list[str] | None = None
         for wl in self.settings.watchlists:
             now = self.clock()
             schedule = parse_schedule(wl.schedule, wl.timezone)
+            quiet = parse_quiet_hours(wl.quiet_hours, wl.timezone) if wl.quiet_hours else None
             with self.sessions.begin() as session:
                 state = outbox.watchlist_state(session, wl.name, lock=True)
-                due = force or state is None or state.next_digest_at is None or \
+                scheduled = force or state is None or state.next_digest_at is None or \
                     state.next_digest_at <= now
-                if not due:
+                urgent = not force and self._urgent_pending(session, wl)
+                if not (scheduled or urgent):
                     continue
-                count = sum(self._cut_one(session, wl.name, ch, now) for ch in
+                if not (force or urgent) and quiet is not None and quiet.active(now):
+                    continue  # deferred: still due when the quiet hours end
+                if notices is None:
+                    notices = self.notices(session, now)
+                count = sum(self._cut_one(session, wl.name, ch, now, notices) for ch in
                             self.channels.get(wl.name, []))
                 made += count
-                if not force or state is None:
+                if scheduled and (not force or state is None):
                     last = state.last_digest_at if state else None
                     outbox.set_watchlist_state(session, wl.name, schedule.next_after(now, last),
                                                now if count else None)
         return made
 
-    def _cut_one(self, session: Session, watchlist: str, channel: str, now: datetime) -> int:
+    def _urgent_pending(self, session: Session, wl: WatchlistSettings) -> bool:
+        if not (wl.urgent or wl.urgent_terms):
+            return False
+        terms = outbox.pending_terms(session, wl.name)
+        return bool(terms) and (wl.urgent or not terms.isdisjoint(wl.urgent_terms))
+
+    def notices(self, session: Session, now: datetime) -> list[str]:
+        """What the operator must hear about, in every digest until it is fixed: channels whose
+        last digest failed for good, feeds failing for ``poll.dead_after``, silent feeds."""
+        out = []
+        last_sent = outbox.last_sent(session)
+        for d in outbox.failed_digests(session):
+            if d.created_at >= now - NOTICE_WINDOW and \
+                    last_sent.get((d.watchlist, d.channel), d.created_at) <= d.created_at:
+                out.append(f"{d.channel} delivery failed for good (digest {d.id}, {d.watchlist}, "
+                           f"{d.created_at:%Y-%m-%d %H:%M} UTC): {d.last_error}. Fix it, then "
+                           f"run: monitor digest --resend {d.id}")
+        dead_after = timedelta(seconds=self.settings.poll.dead_after)
+        for f in feed_store.all_feeds(session):
+            if not f.active:
+                continue
+            since = f.last_success_at or f.created_at
+            if f.error_count and since <= now - dead_after:
+                out.append(f"feed {f.name or f.url} has failed since {since:%Y-%m-%d %H:%M} UTC "
+                           f"({f.error_count} tries): {f.last_error}")
+            elif not f.error_count and f.silent_since is not None:
+                out.append(f"feed {f.name or f.url} has been silent since "
+                           f"{f.silent_since:%Y-%m-%d %H:%M} UTC")
+        if len(out) > MAX_NOTICES:
+            out = [*out[:MAX_NOTICES], f"... and {len(out) - MAX_NOTICES} more: monitor status"]
+        return [clean(n, 500, single_line=True) for n in out]
+
+    def _cut_one(self, session: Session, watchlist: str, channel: str, now: datetime,
+                 notices: list[str]) -> int:
         alert_ids = outbox.pending_alerts(session, watchlist, channel)
         if not alert_ids:
             return 0  # no empty digests
         items = outbox.digest_items(session, alert_ids)
         row = outbox.insert_digest(session, watchlist, channel, len(items), now)
-        rendered = self.renderer.render(DigestData(watchlist, items, now))
+        rendered = self.renderer.render(DigestData(watchlist, items, now, notices))
         domain = self.settings.channels.email.sender.rpartition("@")[2]
         row.subject, row.body_text, row.body_html = rendered.subject, rendered.text, rendered.html
         row.slack_payload = dumps_slack(rendered.slack)

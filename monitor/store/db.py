@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -115,3 +115,28 @@ def daemon_lock(sqlite_path: Path | None) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def release_dead_leases(session: Session, host: str, alive: Callable[[int], bool]) -> int:
+    """Free the leases held by processes of this host that no longer exist (a crash or
+    SIGKILL), instead of waiting for them to expire. A digest caught mid-send is queued again:
+    it is the one delivery that may repeat. Owners look like ``host:pid:object``."""
+    from monitor.store.tables import Digest, Feed
+
+    def dead(owner: str | None) -> bool:
+        pid = (owner or "").split(":")[1:2]
+        return bool(pid) and pid[0].isdigit() and not alive(int(pid[0]))
+
+    released = 0
+    pattern = f"{host}:%"
+    for feed in session.scalars(select(Feed).where(Feed.lease_owner.like(pattern))):
+        if dead(feed.lease_owner):
+            feed.lease_owner, feed.lease_until = None, None
+            released += 1
+    for digest in session.scalars(select(Digest).where(Digest.lease_owner.like(pattern))):
+        if dead(digest.lease_owner):
+            digest.lease_owner, digest.lease_until = None, None
+            if digest.status == "sending":
+                digest.status = "queued"
+            released += 1
+    return released

@@ -35,6 +35,13 @@ def pending_alerts(session: Session, watchlist: str, channel: str) -> list[int]:
     ))
 
 
+def pending_terms(session: Session, watchlist: str) -> set[str]:
+    """The terms of every match still waiting for a digest of this watchlist."""
+    rows = session.scalars(select(Match.terms).join(Alert, Alert.match_id == Match.id)
+                           .where(Alert.watchlist == watchlist, Alert.digest_id.is_(None)))
+    return {str(term) for terms in rows for term in terms}
+
+
 def pending_counts(session: Session) -> dict[tuple[str, str], int]:
     rows = session.execute(select(Alert.watchlist, Alert.channel, func.count())
                            .where(Alert.digest_id.is_(None))
