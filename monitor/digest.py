@@ -74,12 +74,13 @@ class Rendered:
 
 
 def safe_link(link: str) -> str:
-    """Only http(s) links reach a digest."""
+    """Only http(s) links with a host reach a digest."""
     try:
-        scheme = urlsplit(link).scheme.lower()
+        parts = urlsplit(link)
+        host = parts.hostname
     except ValueError:
         return ""
-    return link if scheme in ("http", "https") else ""
+    return link if parts.scheme.lower() in ("http", "https") and host else ""
 
 
 def highlight(snippet: str, terms: Sequence[str]) -> list[tuple[str, bool]]:

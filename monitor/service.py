@@ -115,11 +115,16 @@ class Service:
             feed_store.sync_feeds(session, [(f.url, f.name, f.interval or interval)
                                             for f in self.settings.feeds], now)
         seeds.load_seeds(self.sessions, self.settings.seed_paths(), now)
+
+    def reap(self) -> int:
+        """Free the leases of processes of this host that died (kill -9, crash), so their feeds
+        and digests are taken up now rather than when the leases expire."""
         with self.sessions.begin() as session:
             released = db.release_dead_leases(session, socket.gethostname(), _alive)
         if released:
             log.warning("released %d leases of processes on this host that died (a digest that "
                         "was being sent goes out again)", released)
+        return released
 
     def context(self) -> Context:
         return Context(self.settings, self.sessions, self.fetcher, self.documents, self.matcher,
@@ -130,6 +135,7 @@ class Service:
     def poll(self, *, ignore_schedule: bool = False) -> list[FeedResult]:
         """Poll due feeds (every active feed with ``ignore_schedule``) until none is due."""
         results: list[FeedResult] = []
+        self.reap()
         ctx = self.context()
         batch = 100_000 if ignore_schedule else self.settings.fetch.workers * 4
         with ThreadPoolExecutor(self.settings.fetch.workers, "feed") as pool:
@@ -279,6 +285,7 @@ class Service:
         leaves the lease to expire and that one digest is sent again: at most one repeat."""
         report = RelayReport()
         tried: set[int] = set()
+        self.reap()
         while not self.stopping.is_set():
             with self.sessions.begin() as session:
                 jobs = outbox.claim_digests(session, self.owner, self.clock(), DIGEST_LEASE,

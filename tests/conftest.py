@@ -3,6 +3,7 @@ server (aiosmtpd), SQLite files and PostgreSQL schemas."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import ipaddress
@@ -246,6 +247,8 @@ class Mailbox:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Any] = []
         self.refuse: str | None = None  # e.g. "451 try later" or "550 no"
+        self.hold = False  # keep the message but do not answer DATA (to kill the sender then)
+        self.received = threading.Event()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse:
@@ -254,6 +257,9 @@ class Mailbox:
         msg = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(msg, EmailMessage)
         self.messages.append(msg)
+        self.received.set()
+        while self.hold:
+            await asyncio.sleep(0.05)
         return "250 OK"
 
 
@@ -280,8 +286,9 @@ def write_config(path: Path, *, db_url: str, feeds: list[str], smtp_port: int | 
                  slack_url: str | None, allowed: list[str], seeds: bool = True,
                  extra: str = "", terms: tuple[str, ...] = ("Wagner", "Barkhane", "Takuba",
                                                             "MINUSMA"),
-                 fetch: dict[str, Any] | None = None) -> Path:
-    """A config for tests; ``fetch`` adds keys to the [fetch] table, ``extra`` whole tables."""
+                 fetch: dict[str, Any] | None = None, watchlist: str = "") -> Path:
+    """A config for tests; ``fetch`` adds keys to the [fetch] table, ``watchlist`` lines to the
+    "sahel" watchlist, ``extra`` whole tables."""
     settings = {"allowed_hosts": allowed, "timeout": 10, **(fetch or {})}
     lines = [
         "[storage]", f'url = "{db_url}"',
@@ -296,7 +303,7 @@ def write_config(path: Path, *, db_url: str, feeds: list[str], smtp_port: int | 
     if slack_url:
         channels.append("slack")
     lines += ["[[watchlists]]", 'name = "sahel"', f"terms = {json.dumps(list(terms))}",
-              f"channels = {json.dumps(channels)}"]
+              f"channels = {json.dumps(channels)}", watchlist]
     if smtp_port:
         lines += ["[channels.email]", 'host = "127.0.0.1"', f"port = {smtp_port}",
                   'tls = "none"', 'sender = "monitor@example.org"',
