@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import lxml.html
 import pytest
@@ -357,3 +358,70 @@ def test_templates_can_be_overridden_and_still_never_render_data(
     assert "{{ 7*7 }} Wagner {% if true %}x{% endif %}" in text
     assert "Wagner" in html_part(box.messages[0])  # the built-in HTML template still serves
 
+
+
+def test_daily_schedule_across_dst_gives_one_digest_per_local_day() -> None:
+    from monitor.schedule import parse_schedule
+
+    daily = parse_schedule("daily 07:00", "Europe/Paris")
+    when = datetime(2026, 3, 26, 12, 0, tzinfo=UTC)  # DST starts 2026-03-29, ends 2026-10-25
+    seen = []
+    for _ in range(8):
+        when = daily.next_after(when, None)
+        seen.append(when)
+    local = [w.astimezone(ZoneInfo("Europe/Paris")) for w in seen]
+    assert [(d.hour, d.minute) for d in local] == [(7, 0)] * 8
+    assert len({d.date() for d in local}) == 8  # one per day, none doubled or skipped
+    autumn = datetime(2026, 10, 23, 12, 0, tzinfo=UTC)
+    first = daily.next_after(autumn, None).astimezone(UTC)
+    second = daily.next_after(first, first).astimezone(UTC)
+    assert second - first == timedelta(hours=25)  # the long night, still one digest
+
+
+def test_an_untrusted_smtp_certificate_is_an_error_never_a_plain_retry(
+        tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+    from aiosmtpd.controller import Controller
+
+    from monitor.errors import DeliveryError
+    from tests.conftest import free_port
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True)
+    controller.start()
+    try:
+        settings = EmailChannel(host="127.0.0.1", port=port, tls="starttls",
+                                sender="m@example.org", recipients=["a@example.org"])
+        job = DigestJob(1, "sahel", "email", "s", "text", "<p>html</p>", "[]", "<x@y>", 1, 0)
+        with pytest.raises(DeliveryError, match="certificate"):
+            EmailSender(settings).send(job, ["a@example.org"])
+        assert box.messages == []
+        trusted = ssl.create_default_context()
+        ca.configure_trust(trusted)
+        EmailSender(settings, ssl_context=trusted).send(job, ["a@example.org"])
+        assert len(box.messages) == 1
+    finally:
+        controller.stop()
+
+
+def test_the_render_script_makes_a_png_of_the_html(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    items = [Item(1, "Wagner in Gao", "https://news.example/1", "Wire", NOW, ["Wagner"],
+                  "Wagner Group fighters reached Gao.")]
+    page = tmp_path / "digest.html"
+    page.write_text(Renderer().render(DigestData("sahel", items, NOW)).html)
+    png = tmp_path / "digest.png"
+    subprocess.run([str(Path(__file__).parent.parent / "scripts" / "render_digest.sh"),
+                    str(page), str(png), "390"], check=True, capture_output=True, timeout=120)
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
