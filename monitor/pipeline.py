@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor import health
+from monitor import dedup, health
 from monitor.config import Settings
-from monitor.dedup import MIN_OVERLAP, Verdict, decide, fingerprint
+from monitor.dedup import Verdict, fingerprint
 from monitor.errors import FeedError, FetchError, RetryLater
 from monitor.feeds import Entry
 from monitor.fetch import Fetched, Fetcher
@@ -136,14 +136,15 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
         if same_url is not None:  # stored by another worker meanwhile
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
-        verdict = _copy_verdict(session, fp.content_hash, fp.shingles)
+        verdict = _copy_verdict(session, text, fp)
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
                               if verdict else (None, False))
         article_id = articles.insert_article(session, Article(
             feed_id=job.id, guid=entry.guid, link=entry.link,
             canonical_url=entry.canonical or None, title=entry.title, outlet=outlet, text=text,
             text_source=source, fetch_error=fetch_error,
-            content_hash=fp.content_hash or None, shingle_count=len(fp.shingles),
+            content_hash=fp.content_hash or None, lead_hash=fp.lead_hash or None,
+            shingle_count=len(fp.shingles),
             published_at=entry.published, created_at=now, is_seed=False,
             duplicate_of_id=root, dup_reason=verdict.reason if verdict else None,
             dup_score=verdict.score if verdict else None,
@@ -153,13 +154,22 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
     return Stored(article_id, verdict is not None, alerts)
 
 
-def _copy_verdict(session: Session, content_hash: str, shingles: frozenset[int]
-                  ) -> Verdict | None:
-    same_text = articles.by_content_hash(session, content_hash)
+def _copy_verdict(session: Session, text: str, fp: dedup.Fingerprint) -> Verdict | None:
+    """Same normalised text, else the stored articles sharing most sampled shingles or the
+    same opening words, each verified on its full stored text; the best verdict wins."""
+    same_text = articles.by_content_hash(session, fp.content_hash)
     if same_text is not None:
         return Verdict(same_text, "same-text", 1.0)
-    candidates = articles.copy_candidates(session, shingles, MIN_OVERLAP)
-    return decide(len(shingles), candidates)
+    shingles = fp.shingles
+    candidates = dedup.shortlist(len(shingles),
+                                 articles.copy_candidates(session, shingles,
+                                                          dedup.min_overlap(len(shingles))))
+    ids = list(dict.fromkeys([c.article_id for c in candidates]
+                             + articles.by_lead_hash(session, fp.lead_hash)))
+    verdicts = [v for article_id in ids
+                if (v := dedup.verify(text, articles.text_of(session, article_id),
+                                      article_id)) is not None]
+    return max(verdicts, key=lambda v: v.score, default=None)
 
 
 def _record_matches(ctx: Context, session: Session, article_id: int,

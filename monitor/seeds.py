@@ -48,6 +48,7 @@ def load_seeds(sessions: sessionmaker[Session], paths: Iterable[Path], now: date
             articles.insert_article(session, Article(
                 title=clean(title, 300, single_line=True), outlet="seed corpus", text=text,
                 text_source="seed", content_hash=fp.content_hash,
+                lead_hash=fp.lead_hash or None,
                 shingle_count=len(fp.shingles), created_at=now, is_seed=True,
                 seed_path=str(path)[:1024], guid="", link="",
             ), fp.shingles)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor import config
-from monitor.dedup import Candidate, decide, fingerprint
+from monitor.dedup import compare
 from monitor.digest import DigestData, Item, Renderer, slack_messages
 from monitor.errors import ConfigError, FeedError
 from monitor.feeds import parse
@@ -82,9 +82,7 @@ def _seed(prefix: str) -> str:
 
 
 def _verdict(new: str, old: str) -> object:
-    a, b = fingerprint(new), fingerprint(old)
-    overlap = len(a.shingles & b.shingles)
-    return decide(len(a.shingles), [Candidate(1, len(b.shingles), overlap)])
+    return compare(new, old, 1)
 
 
 def test_seed_000_is_a_truncated_copy_of_001() -> None:
@@ -245,3 +243,19 @@ def test_readme_config_reference_matches_the_declarations() -> None:
     end = readme.index("\n<!-- config-reference:end -->")
     assert readme[start:end] == reference_markdown(), \
         "README's config reference drifted: run python scripts/update_reference.py"
+
+
+def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from monitor.store.db import open_database
+    from monitor.store.tables import Base
+
+    engine, _ = open_database(db_url)
+    try:
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+    assert diffs == []

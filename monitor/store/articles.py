@@ -66,6 +66,18 @@ def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int
     return [Candidate(a, sizes[a], overlap[a]) for a in ids if a in sizes]
 
 
+def by_lead_hash(session: Session, lead_hash: str, limit: int = 5) -> list[int]:
+    """Stored articles that open with the same words (candidates for a short repost)."""
+    if not lead_hash:
+        return []
+    return list(session.scalars(select(Article.id).where(Article.lead_hash == lead_hash)
+                                .order_by(Article.id).limit(limit)))
+
+
+def text_of(session: Session, article_id: int) -> str:
+    return session.scalar(select(Article.text).where(Article.id == article_id)) or ""
+
+
 def original_of(session: Session, article_id: int) -> tuple[int, bool]:
     """The root of a copy chain and whether it is a seed."""
     current = article_id

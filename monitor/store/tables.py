@@ -105,6 +105,7 @@ class Article(Base):
     text_source: Mapped[str] = mapped_column(String(16))  # page | summary | seed | none
     fetch_error: Mapped[str | None] = mapped_column(Text)
     content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    lead_hash: Mapped[str | None] = mapped_column(String(32), index=True)
     shingle_count: Mapped[int] = mapped_column(Integer, default=0)
     published_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(index=True)

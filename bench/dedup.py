@@ -1,0 +1,172 @@
+"""Deduplication at scale: index N distinct articles, then look up copies and new articles.
+
+    python bench/dedup.py [N] [DATABASE_URL]     # default 1,000,000 and a SQLite file in /tmp
+
+Articles are real sentences from ../shared/corpus/articles recombined, with a third of their words
+replaced from a large random vocabulary, so that they are distinct and do not flood the same
+index entries. The index is the monitor's own: the ``shingles`` table (sampled word 5-grams) and
+``copy_candidates`` + ``shortlist`` + ``verify`` on the stored text, as the pipeline runs them.
+Prints insert rate, lookup p50/p99 for copies and for new articles, recall on the copies,
+resident memory, start-up time, and brute-force rapidfuzz on the same data as a ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import resource
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import insert, select
+
+from monitor import dedup
+from monitor.store import articles
+from monitor.store.db import open_database
+from monitor.store.tables import Article, Shingle
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE.parent.parent / "shared" / "corpus" / "articles" / "ground-truth.json"
+BATCH = 5000
+LOOKUPS = 2000
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_articles(n: int, rng: random.Random) -> list[str]:
+    bodies = [v["articleBody"] for v in json.loads(CORPUS.read_text()).values()]
+    sentences = [s.split() for b in bodies for s in re.split(r"(?<=[.!?])\s+", b)
+                 if 8 <= len(s.split()) <= 40]
+    syllables = ["ka", "lo", "mi", "ser", "tan", "vu", "dre", "po", "ni", "gal", "ur", "bex"]
+    vocabulary = ["".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(60_000)]
+    out = []
+    for _ in range(n):
+        words: list[str] = []
+        for sentence in rng.sample(sentences, 6):
+            words.extend(w if rng.random() > 0.33 else rng.choice(vocabulary) for w in sentence)
+        out.append(" ".join(words))
+    return out
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    url = sys.argv[2] if len(sys.argv) > 2 else f"sqlite:////tmp/monitor-bench-dedup-{n}.db"
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    rng = random.Random(1)
+    print(f"cores: {os.cpu_count()}, articles: {n:,}, database: {url.split('?')[0]}")
+
+    started = time.perf_counter()
+    texts = make_articles(n, rng)
+    print(f"generated in {time.perf_counter() - started:.0f}s "
+          f"(median {statistics.median(len(t.split()) for t in texts[:1000]):.0f} words)")
+
+    engine, sessions = open_database(url)
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    postings = 0
+    with engine.begin() as conn:
+        next_id = 1
+        for start in range(0, n, BATCH):
+            rows: list[dict[str, object]] = []
+            shingle_rows: list[dict[str, int]] = []
+            for text in texts[start : start + BATCH]:
+                fp = dedup.fingerprint(text)
+                rows.append({"id": next_id, "text": text, "text_source": "page",
+                             "content_hash": fp.content_hash, "lead_hash": fp.lead_hash,
+                             "shingle_count": len(fp.shingles),
+                             "created_at": now, "is_seed": False, "guid": "", "link": "",
+                             "title": "", "outlet": ""})
+                shingle_rows.extend({"hash": h, "article_id": next_id} for h in fp.shingles)
+                next_id += 1
+            conn.execute(insert(Article), rows)
+            conn.execute(insert(Shingle), shingle_rows)
+            postings += len(shingle_rows)
+    insert_s = time.perf_counter() - started
+    print(f"insert: {n / insert_s:,.0f} articles/s ({postings:,} index entries, "
+          f"{postings / n:.1f} per article), {insert_s:.0f}s")
+    engine.dispose()
+
+    # start-up: open the database and answer the first lookup
+    started = time.perf_counter()
+    engine, sessions = open_database(url)
+    with sessions() as session:
+        articles.copy_candidates(session, dedup.fingerprint(texts[0]).shingles, dedup.MIN_OVERLAP)
+    print(f"start-up (open + first lookup): {time.perf_counter() - started:.2f}s")
+
+    def lookup(text: str) -> dedup.Verdict | None:
+        fp = dedup.fingerprint(text)
+        with sessions() as session:
+            hit = articles.by_content_hash(session, fp.content_hash)
+            if hit is not None:
+                return dedup.Verdict(hit, "same-text", 1.0)
+            found = dedup.shortlist(len(fp.shingles), articles.copy_candidates(
+                session, fp.shingles, dedup.min_overlap(len(fp.shingles))))
+            ids = list(dict.fromkeys([c.article_id for c in found]
+                                     + articles.by_lead_hash(session, fp.lead_hash)))
+            verdicts = [v for i in ids if (v := dedup.verify(
+                text, articles.text_of(session, i), i))]
+            return max(verdicts, key=lambda v: v.score, default=None)
+
+    picks = rng.sample(range(n), LOOKUPS)
+    copies = []
+    for i, k in enumerate(picks):
+        words = texts[k].split()
+        if i % 2:
+            copies.append((k + 1, " ".join(words[: len(words) * 2 // 5]) + " Read more."))
+        else:
+            for _ in range(len(words) // 20):
+                words[rng.randrange(len(words))] = "edited"
+            copies.append((k + 1, " ".join(words)))
+    fresh = make_articles(LOOKUPS, random.Random(2))
+
+    timings, found = [], 0
+    for article_id, text in copies:
+        t = time.perf_counter()
+        verdict = lookup(text)
+        timings.append((time.perf_counter() - t) * 1000)
+        found += verdict is not None and verdict.original_id == article_id
+    fresh_timings, merged = [], 0
+    for text in fresh:
+        t = time.perf_counter()
+        merged += lookup(text) is not None
+        fresh_timings.append((time.perf_counter() - t) * 1000)
+
+    def pct(values: list[float], q: float) -> float:
+        return sorted(values)[min(int(len(values) * q), len(values) - 1)]
+
+    print(f"lookup, copies (40% truncations, 5% edits): p50 {pct(timings, 0.5):.2f} ms, "
+          f"p99 {pct(timings, 0.99):.2f} ms, recall {found / len(copies):.4f}")
+    print(f"lookup, new articles: p50 {pct(fresh_timings, 0.5):.2f} ms, "
+          f"p99 {pct(fresh_timings, 0.99):.2f} ms, wrongly merged {merged}")
+    print(f"resident memory: {rss_mib():.0f} MiB (generated texts included)")
+    texts_mib = sum(len(t) for t in texts) / 2**20
+    print(f"  of which the generated texts held for the benchmark: about {texts_mib:.0f} MiB")
+
+    # brute force: rapidfuzz over every stored text, a few queries
+    sample = copies[:3]
+    t = time.perf_counter()
+    for _, text in sample:
+        process.extractOne(text, texts, scorer=fuzz.token_set_ratio, score_cutoff=90)
+    brute_ms = (time.perf_counter() - t) * 1000 / len(sample)
+    print(f"brute-force rapidfuzz token_set_ratio over {n:,}: {brute_ms:,.0f} ms per lookup; "
+          f"index p50 is {brute_ms / pct(timings, 0.5):,.0f}x faster")
+    with sessions() as session:
+        assert session.scalar(select(Article.id).where(Article.id == n)) == n
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
