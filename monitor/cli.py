@@ -96,7 +96,7 @@ def cmd_check(settings: config.Settings, _args: argparse.Namespace) -> int:
     print(f"{settings.source}: ok ({len(settings.feeds)} feeds, {len(settings.watchlists)} "
           f"watchlists; channels: {channels})")
     for w in settings.watchlists:
-        off = [c for c in w.channels if c not in settings.active_channels()]
+        off = [c for c in w.channels if c not in settings.channels_of(w)]
         if off:
             print(f"note: watchlist {w.name!r}: channel {', '.join(off)} not configured; "
                   "its alerts are not queued until it is")

@@ -122,7 +122,7 @@ class FetchSettings(_Section):
     fetch_pages: bool = Field(
         True, description="Fetch each new entry's page and extract its text (else feed text only)."
     )
-    feed_budget: Annotated[float, Field(gt=0)] = Field(
+    feed_budget: Annotated[float, Field(gt=0, le=600)] = Field(
         300.0, description="Seconds one feed's new entries may take in a cycle; entries left over "
         "are taken up by the next poll, due at once."
     )
@@ -298,13 +298,12 @@ class EmailChannel(_Section):
     def active(self) -> bool:
         return self.enabled and bool(self.host)
 
-    @model_validator(mode="after")
-    def _recipients(self) -> EmailChannel:
-        if self.active and not self.recipients:
-            raise ValueError("recipients: at least one address is needed when host is set")
-        for r in self.recipients:
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, v: list[str]) -> list[str]:
+        for r in v:
             _email_address(r)
-        return self
+        return v
 
 
 class SlackChannel(_Section):
@@ -383,6 +382,16 @@ class Settings(_Section):
     # Filled by load(), not by the user.
     source: str = Field("", exclude=True, description="internal")
     base_dir: str = Field(".", exclude=True, description="internal")
+
+    @model_validator(mode="after")
+    def _everyone_has_recipients(self) -> Settings:
+        if not self.channels.email.active or self.channels.email.recipients:
+            return self
+        lacking = [w.name for w in self.watchlists if "email" in w.channels and not w.recipients]
+        if lacking:
+            raise ValueError(f"channels.email.recipients: needed, since watchlist "
+                             f"{lacking[0]!r} sends email and has no recipients of its own")
+        return self
 
     def active_channels(self) -> list[str]:
         return [name for name in CHANNEL_NAMES if getattr(self.channels, name).active]

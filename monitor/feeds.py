@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import re
 from dataclasses import dataclass
@@ -129,8 +130,37 @@ def _charref(m: re.Match[bytes]) -> bytes:
 _TRUNCATED = ("no element found", "unclosed token", "unclosed cdata section")
 
 
+def check_encoding(body: bytes, content_type: str) -> None:
+    """Refuse encodings in which ``<!ENTITY`` does not read as ASCII (UTF-7, EBCDIC...):
+    feedparser would decode them and the entity pre-check would not see the declarations.
+    UTF-16 and UTF-32 are fine (the pre-check ignores their NULs)."""
+    names = []
+    declared = _XML_ENCODING.match(body[:300])
+    if declared:
+        names.append(declared.group(1).decode("ascii", "replace"))
+    charset = _CHARSET.search(content_type)
+    if charset:
+        names.append(charset.group(1))
+    if body.startswith((b"+/v8", b"+/v9", b"+/v+", b"+/v/")):
+        names.append("utf-7")
+    for name in names:
+        try:
+            codec = codecs.lookup(name).name
+        except LookupError:
+            continue  # unknown to Python: feedparser cannot decode with it either
+        if codec.startswith(("utf-16", "utf-32")):
+            continue
+        try:
+            ascii_compatible = "<!ENTITY".encode(codec) == b"<!ENTITY"
+        except (UnicodeError, LookupError):
+            ascii_compatible = False
+        if not ascii_compatible or codec == "utf-7":
+            raise FeedError(f"not a feed: the {name[:40]} character encoding is not read")
+
+
 def parse(body: bytes, url: str, now: datetime, content_type: str = "") -> ParsedFeed:
     precheck(body)
+    check_encoding(body, content_type)
     body = trim_entries(body)
     headers = {"content-location": url}
     if content_type:

@@ -16,7 +16,9 @@ so behind a proxy a rebinding DNS server has a window that a direct connection d
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import socket
 import ssl
 import threading
 import time
@@ -27,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import httpcore
 import httpx
@@ -74,7 +76,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float:
         return 60.0
     value = value.strip()[:100]
     seconds: float
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         seconds = float(value[:12])
     else:
         try:
@@ -118,6 +120,10 @@ class _Decoder:
                 break
         return b"".join(out)
 
+    @property
+    def finished(self) -> bool:
+        return bool(self._zlib.eof)
+
 
 def _proxies() -> dict[str, str]:
     """Proxy URL per scheme from the standard environment variables."""
@@ -149,10 +155,18 @@ class _GuardedTransport(httpx.HTTPTransport):
                 network_backend=backend,
             )
             return
-        if urlsplit(proxy).scheme.lower() not in ("http", "https"):
-            raise FetchError(f"unsupported proxy {proxy!r}: only http:// and https:// proxies")
+        parts = urlsplit(proxy)
+        shown = f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"  # never the password
+        if parts.scheme.lower() not in ("http", "https"):
+            raise FetchError(f"unsupported proxy {shown}: only http:// and https:// proxies")
+        auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username \
+            else None
+        netloc = parts.hostname or ""
+        netloc = f"[{netloc}]" if ":" in netloc else netloc
         self._pool = httpcore.HTTPProxy(
-            proxy_url=proxy,
+            proxy_url=urlunsplit((parts.scheme, f"{netloc}:{parts.port}" if parts.port
+                                  else netloc, parts.path, "", "")),
+            proxy_auth=auth,
             ssl_context=ssl.create_default_context(),
             proxy_ssl_context=(ssl.create_default_context()
                                if urlsplit(proxy).scheme.lower() == "https" else None),
@@ -232,7 +246,10 @@ class Fetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         for _hop in range(self.max_redirects + 1):
-            check_scheme(url)
+            try:
+                check_scheme(url)
+            except ValueError as e:  # an unparseable URL or redirect target
+                raise FetchError(f"invalid URL: {str(e)[:200]}") from e
             with self._host_slot(url):
                 started = time.monotonic()
                 try:
@@ -262,9 +279,11 @@ class Fetcher:
             raise FetchError(f"timed out: {type(e).__name__}") from e
         except httpx.HTTPError as e:
             raise FetchError(f"connection failed: {_reason(e)}") from e
+        watchdog = _Watchdog(response, deadline - time.monotonic())
         try:
             return self._handle(url, response, max_bytes, deadline)
         finally:
+            watchdog.cancel()
             response.close()
 
     def _handle(self, url: str, response: httpx.Response, max_bytes: int,
@@ -274,7 +293,10 @@ class Fetcher:
             location = response.headers.get("location")
             if not location:
                 raise FetchError(f"HTTP {status} redirect without a Location")
-            return str(urljoin(url, str(location).strip()))
+            try:
+                return str(urljoin(url, str(location).strip()))
+            except ValueError as e:
+                raise FetchError(f"HTTP {status} redirect to an invalid URL: {e}") from e
         if status == 304:
             return NOT_MODIFIED
         if status in (429, 503):
@@ -324,8 +346,34 @@ class Fetcher:
         except httpx.TimeoutException as e:
             raise FetchError(f"timed out while reading: {type(e).__name__}") from e
         except httpx.HTTPError as e:
+            if time.monotonic() >= deadline:  # the watchdog cut the connection
+                raise FetchError(f"deadline of {self.timeout:g}s passed while reading") from e
             raise FetchError(f"connection broke while reading: {_reason(e)}") from e
+        for decoder in decoders:
+            if not decoder.finished:
+                raise FetchError(f"the {decoder.name} body ends early (truncated)")
         return b"".join(chunks)
+
+
+class _Watchdog:
+    """Cuts the connection when the deadline passes: a read timeout alone restarts with every
+    byte, so a server dripping a byte just before each timeout would hold a worker for ever."""
+
+    def __init__(self, response: httpx.Response, seconds: float) -> None:
+        stream = response.extensions.get("network_stream")
+        self._socket = stream.get_extra_info("socket") if stream is not None else None
+        self._timer = threading.Timer(max(seconds, 0.0), self._cut)
+        self._timer.daemon = True
+        if self._socket is not None:
+            self._timer.start()
+
+    def _cut(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _validator(value: str | None, limit: int) -> str | None:

@@ -73,7 +73,6 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
     wait for the next poll, which is then due at once (validators are not stored, so the
     document is fetched and parsed again)."""
     now = ctx.clock()
-    started = time.monotonic()
     try:
         fetched = ctx.fetcher.get(job.url, max_bytes=ctx.settings.fetch.feed_max_bytes,
                                   etag=job.etag, last_modified=job.last_modified,
@@ -92,15 +91,21 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
     result = FeedResult(job.id, job.url, "ok")
     outlet = (job.name or parsed.title or job.title or _host(job.url))[:MAX_OUTLET]
     new = _new_entries(ctx, job, parsed.entries)
+    started = time.monotonic()  # the budget is for the entries; at least one always goes
     for key, entry in new.items():
-        if time.monotonic() - started > ctx.settings.fetch.feed_budget:
+        if result.new and time.monotonic() - started > ctx.settings.fetch.feed_budget:
             result.status, result.left = "partial", len(new) - result.new
             break
-        stored = process_entry(ctx, job, key, entry, outlet)
+        try:
+            stored = process_entry(ctx, job, key, entry, outlet)
+        except Exception:  # a bug on one entry must not hold back the others: it is retried
+            log.exception("feed=%s entry=%s status=crashed", job.url, entry.link or entry.guid)
+            result.left += 1
+            continue
         result.new += 1
         result.copies += stored.copy
         result.alerts += stored.alerts
-    if result.left:
+    if result.left:  # validators not stored: the document is read again at the next tick
         _succeeded(ctx, job, now, "partial", title=parsed.title, new=result.new,
                    due_now=True)
     else:
@@ -241,7 +246,8 @@ def _succeeded(ctx: Context, job: FeedJob, now: datetime, status: str, *,
                last_modified: str | None = None, body_hash: str | None = None,
                new: int = 0, newest: datetime | None = None, cadence: float | None = None,
                due_now: bool = False) -> FeedResult:
-    next_check = now if due_now else \
+    next_check = now + timedelta(seconds=min(ctx.settings.poll.tick, job.interval_seconds)) \
+        if due_now else \
         now + timedelta(seconds=job.interval_seconds * ctx.rng.uniform(0.95, 1.05))
     quiet = None if new else health.silence(
         now=now, cadence_seconds=cadence or job.cadence_seconds,
@@ -254,7 +260,8 @@ def _succeeded(ctx: Context, job: FeedJob, now: datetime, status: str, *,
                     health.describe_gap(quiet.total_seconds()),
                     health.describe_gap(usual) if usual else "unknown")
     with ctx.sessions.begin() as session:
-        feed_store.record_success(session, job.id, now, next_check, title=title, etag=etag,
+        feed_store.record_success(session, job.id, job.owner, now, next_check, title=title,
+                                  etag=etag,
                                   last_modified=last_modified, body_hash=body_hash,
                                   new_entries=new, not_modified=not_modified, newest=newest,
                                   cadence=cadence, silent_since=silent_since)
@@ -268,5 +275,6 @@ def _failed(ctx: Context, job: FeedJob, now: datetime, reason: str,
     if wait is not None:
         delay = max(delay, wait)
     with ctx.sessions.begin() as session:
-        feed_store.record_failure(session, job.id, now, now + timedelta(seconds=delay), reason)
+        feed_store.record_failure(session, job.id, job.owner, now, now + timedelta(seconds=delay),
+                                  reason)
     return FeedResult(job.id, job.url, "failed", error=reason)

@@ -78,7 +78,7 @@ class Service:
                  resolver: Resolver = system_resolver) -> None:
         self.settings = settings
         self.clock = clock
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{db.pid_namespace()}:{id(self):x}"
         self.engine, self.sessions = db.open_database(settings.storage.url)
         f = settings.fetch
         self.fetcher = Fetcher(
@@ -133,21 +133,24 @@ class Service:
     # -- polling -------------------------------------------------------------------------------
 
     def poll(self, *, ignore_schedule: bool = False) -> list[FeedResult]:
-        """Poll due feeds (every active feed with ``ignore_schedule``) until none is due."""
+        """Poll due feeds (every active feed with ``ignore_schedule``), each at most once, until
+        none is due. Feeds are claimed a worker's worth at a time, so no lease runs out while
+        its feed waits for a free worker."""
         results: list[FeedResult] = []
         self.reap()
         ctx = self.context()
-        batch = 100_000 if ignore_schedule else self.settings.fetch.workers * 4
-        with ThreadPoolExecutor(self.settings.fetch.workers, "feed") as pool:
+        workers = self.settings.fetch.workers
+        handled: set[int] = set()
+        with ThreadPoolExecutor(workers, "feed") as pool:
             while not self.stopping.is_set():
                 with self.sessions.begin() as session:
                     jobs = feed_store.claim_due(session, self.owner, self.clock(), FEED_LEASE,
-                                                batch, ignore_schedule=ignore_schedule)
+                                                workers, ignore_schedule=ignore_schedule,
+                                                exclude=handled)
                 if not jobs:
                     break
+                handled.update(job.id for job in jobs)
                 results.extend(pool.map(lambda job: self._poll_one(ctx, job), jobs))
-                if ignore_schedule:
-                    break
         return results
 
     def _poll_one(self, ctx: Context, job: feed_store.FeedJob) -> FeedResult:
@@ -160,7 +163,7 @@ class Service:
             result = FeedResult(job.id, job.url, "failed", error=f"internal error: {e!r}"[:500])
             with self.sessions.begin() as session:
                 now = self.clock()
-                feed_store.record_failure(session, job.id, now,
+                feed_store.record_failure(session, job.id, self.owner, now,
                                           now + timedelta(seconds=job.interval_seconds),
                                           result.error)
         if result.status == "failed":
@@ -204,7 +207,7 @@ class Service:
     def _urgent_pending(self, session: Session, wl: WatchlistSettings) -> bool:
         if not (wl.urgent or wl.urgent_terms):
             return False
-        terms = outbox.pending_terms(session, wl.name)
+        terms = outbox.pending_terms(session, wl.name, self.channels.get(wl.name, []))
         return bool(terms) and (wl.urgent or not terms.isdisjoint(wl.urgent_terms))
 
     def notices(self, session: Session, now: datetime) -> list[str]:
@@ -276,11 +279,12 @@ class Service:
             if row is None:
                 return None
             log.info("digest=%d status=requeued for re-send", digest_id)
-        return self.relay(ignore_backoff=True)
+        return self.relay(ignore_backoff=True, only={digest_id})
 
     # -- delivery ------------------------------------------------------------------------------
 
-    def relay(self, *, ignore_backoff: bool = False) -> RelayReport:
+    def relay(self, *, ignore_backoff: bool = False,
+              only: set[int] | None = None) -> RelayReport:
         """Send queued digests: claim (lease), send, record. A crash between send and record
         leaves the lease to expire and that one digest is sent again: at most one repeat."""
         report = RelayReport()
@@ -289,7 +293,8 @@ class Service:
         while not self.stopping.is_set():
             with self.sessions.begin() as session:
                 jobs = outbox.claim_digests(session, self.owner, self.clock(), DIGEST_LEASE,
-                                            ignore_backoff=ignore_backoff, exclude=tried)
+                                            ignore_backoff=ignore_backoff, exclude=tried,
+                                            only=only)
             if not jobs:
                 break
             for job in jobs:

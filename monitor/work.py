@@ -12,12 +12,15 @@ cheap, and they are recycled after ``MAX_TASKS`` tasks so slow leaks cannot accu
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import resource
 import threading
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
+from typing import TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
@@ -25,6 +28,8 @@ from monitor.errors import FeedError
 from monitor.extract import extract_text
 from monitor.feeds import ParsedFeed, parse
 
+log = logging.getLogger("monitor")
+T = TypeVar("T")
 MAX_TASKS = 200
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["monitor.work"])
@@ -69,17 +74,34 @@ class DocumentWorkers:
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.stop()  # type: ignore[no-untyped-call]
-                self._pool.join(timeout=10)
-                self._pool = None
+            self._discard()
+
+    def _discard(self, broken: ProcessPool | None = None) -> None:
+        """Stop the pool (only if it is still ``broken``, when given); caller holds the lock."""
+        if self._pool is not None and (broken is None or self._pool is broken):
+            self._pool.stop()  # type: ignore[no-untyped-call]
+            self._pool.join(timeout=10)
+            self._pool = None
+
+    def _run(self, function: Callable[..., T], args: tuple[object, ...]) -> T:
+        """Run in a worker. A pool that broke (a worker killed while idle, a failed start) is
+        replaced and the task tried once more, so one bad event never stops all parsing."""
+        for attempt in (1, 2):
+            pool = self._get_pool()
+            try:
+                return pool.schedule(function, args, timeout=self.timeout).result()
+            except RuntimeError as e:  # pebble: "Unexpected error within the Pool"
+                if isinstance(e, RecursionError) or "Pool" not in str(e) or attempt == 2:
+                    raise
+                log.warning("document workers broke (%s); starting new ones", e)
+                with self._lock:
+                    self._discard(pool)
+        raise AssertionError("unreachable")
 
     def parse(self, body: bytes, url: str, now: datetime, content_type: str) -> ParsedFeed:
         """``feeds.parse`` in a worker; a ``FeedError`` when it fails or is stopped."""
-        future = self._get_pool().schedule(_parse, (body, url, now, content_type),
-                                           timeout=self.timeout)
         try:
-            return future.result()
+            return self._run(_parse, (body, url, now, content_type))
         except FeedError:
             raise
         except (FutureTimeout, TimeoutError) as e:
@@ -90,12 +112,13 @@ class DocumentWorkers:
             raise FeedError(f"not parsed: the parser process died ({_died(e)})") from e
         except RecursionError as e:
             raise FeedError("not parsed: the document nests too deeply") from e
+        except Exception as e:  # the parser's own bug on hostile input: this feed fails alone
+            raise FeedError(f"not parsed: {type(e).__name__}: {str(e)[:200]}") from e
 
     def extract(self, html: bytes, url: str) -> str:
-        """``extract.extract_text`` in a worker; ``ExtractFailed`` when it was stopped."""
-        future = self._get_pool().schedule(_extract, (html, url), timeout=self.timeout)
+        """``extract.extract_text`` in a worker; ``ExtractFailed`` when it failed or stopped."""
         try:
-            return future.result()
+            return self._run(_extract, (html, url))
         except (FutureTimeout, TimeoutError) as e:
             raise ExtractFailed(f"extraction stopped after {self.timeout:g}s") from e
         except MemoryError as e:
@@ -103,6 +126,8 @@ class DocumentWorkers:
                 from e
         except ProcessExpired as e:
             raise ExtractFailed(f"extraction process died ({_died(e)})") from e
+        except Exception as e:  # the extractor's own bug: the entry keeps its feed text
+            raise ExtractFailed(f"extraction failed: {type(e).__name__}: {str(e)[:200]}") from e
 
 
 def _died(e: ProcessExpired) -> str:

@@ -509,6 +509,7 @@ class Proxy:
 
     def __init__(self) -> None:
         self.requests: list[str] = []
+        self.auth: list[str] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -517,6 +518,8 @@ class Proxy:
 
             def do_GET(self) -> None:
                 proxy.requests.append(self.path)
+                if self.headers.get("Proxy-Authorization"):
+                    proxy.auth.append(self.headers["Proxy-Authorization"])
                 body = rss([{"title": "via proxy", "guid": "p"}])
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -900,3 +903,97 @@ def test_a_document_over_the_worker_memory_limit_fails_alone() -> None:
             "http://x.example/")
     finally:
         workers.close()
+
+
+# -- found in review: each a way one input could stop more than itself ------------------------
+
+
+def test_a_worker_killed_while_idle_does_not_stop_parsing() -> None:
+    import os
+    import signal as signals
+
+    from monitor.work import DocumentWorkers
+
+    workers = DocumentWorkers(processes=1, timeout=10, memory_mib=0)
+    try:
+        doc = rss([{"title": "Wagner", "guid": "1"}])
+        assert workers.parse(doc, "http://x.example/", NOW, "").entries
+        pid = workers._run(os.getpid, ())
+        os.kill(pid, signals.SIGKILL)
+        time.sleep(0.5)  # let the pool notice
+        for _ in range(3):
+            assert workers.parse(doc, "http://x.example/", NOW, "").entries
+    finally:
+        workers.close()
+
+
+def test_odd_headers_and_locations_are_fetch_errors(web: Web) -> None:
+    web.routes["/sup"] = Route(429, b"", {"Retry-After": "\u00b2".encode("latin-1").decode(
+        "latin-1")})
+    web.routes["/bad-location"] = Route(302, b"", {"Location": "http://a]/"})
+    f = fetcher(allowed=[f"127.0.0.1:{web.port}"])
+    with pytest.raises(RetryLater):
+        f.get(web.url("/sup"), max_bytes=100)
+    with pytest.raises(FetchError, match="invalid URL"):
+        f.get(web.url("/bad-location"), max_bytes=100)
+
+
+def test_a_truncated_compressed_body_is_an_error(web: Web) -> None:
+    whole = gzip.compress(b"<rss>" + b"x" * 20000 + b"</rss>")
+    web.routes["/half"] = Route(200, whole[: len(whole) // 2], {"Content-Encoding": "gzip"})
+    with pytest.raises(FetchError, match="ends early"):
+        fetcher(allowed=[f"127.0.0.1:{web.port}"]).get(web.url("/half"), max_bytes=1_000_000)
+
+
+def test_the_deadline_holds_against_a_byte_just_before_each_timeout(web: Web) -> None:
+    def late_byte(h: BaseHTTPRequestHandler) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        h.wfile.flush()
+        if STOP.wait(0.8):
+            return
+        h.wfile.write(b"<")
+        h.wfile.flush()
+        STOP.wait(30)
+
+    web.routes["/late"] = Route(action=late_byte)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"deadline|timed out"):
+        fetcher(allowed=[f"127.0.0.1:{web.port}"], timeout=1.0).get(web.url("/late"),
+                                                                     max_bytes=1000)
+    assert time.monotonic() - started < 1.6
+
+
+@pytest.mark.parametrize("body,content_type", [
+    (b'<?xml version="1.0" encoding="utf-7"?><rss version="2.0"><channel><title>'
+     b"+ADwAIQ-ENTITY</title></channel></rss>", ""),
+    ('<rss version="2.0"><channel><title>x</title></channel></rss>'.encode("cp500"),
+     "text/xml; charset=cp500"),
+])
+def test_encodings_that_hide_declarations_are_refused(body: bytes, content_type: str) -> None:
+    with pytest.raises(FeedError, match="character encoding"):
+        parse(body, "http://x.example/", NOW, content_type)
+
+
+def test_proxy_credentials_from_the_environment_are_sent(
+        proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:s%40cret@127.0.0.1:{proxy.port}")
+    f = fetcher(allowed=[f"127.0.0.1:{proxy.port}"], resolve=public)
+    assert isinstance(f.get("http://news.example/rss", max_bytes=10_000), Fetched)
+    assert proxy.auth == ["Basic " + __import__("base64").b64encode(b"user:s@cret").decode()]
+
+
+def test_a_tiny_feed_budget_still_makes_progress_and_ends_the_cycle(
+        tmp_path: Path, db_url: str, web: Web, make_service: Make) -> None:
+    web.routes["/many"] = Route(200, rss([{"title": f"Item {i}", "guid": f"g{i}",
+                                           "link": f"ftp://x/{i}"} for i in range(5)]))
+    clock = Clock()
+    svc = make_service(db_url, [web.url("/many")], clock=clock, feed_budget=0.000001,
+                       fetch_pages=False)
+    first = svc.poll()
+    assert [(r.status, r.new, r.left) for r in first] == [("partial", 1, 4)]
+    assert svc.poll() == []  # due again only at the next tick: this cycle is over
+    done = 1
+    while done < 5:
+        clock.now += timedelta(seconds=30)
+        done += sum(r.new for r in svc.poll())
+    assert count(svc, Article) == 5

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.store.tables import Feed, FeedEntry
@@ -30,6 +31,7 @@ class FeedJob:
     last_new_entry_at: datetime | None = None
     silent_since: datetime | None = None
     created_at: datetime | None = None
+    owner: str = ""  # who holds the lease
 
 
 def sync_feeds(session: Session, feeds: Iterable[tuple[str, str | None, float]],
@@ -54,7 +56,8 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str | None, float]],
 
 
 def claim_due(session: Session, owner: str, now: datetime, lease: timedelta,
-              limit: int, *, ignore_schedule: bool = False) -> list[FeedJob]:
+              limit: int, *, ignore_schedule: bool = False,
+              exclude: Collection[int] = ()) -> list[FeedJob]:
     """Lease up to ``limit`` due feeds to ``owner``; SKIP LOCKED on PostgreSQL so instances
     share the work, and an expired lease (a killed instance) makes a feed claimable again."""
     query = (
@@ -67,12 +70,14 @@ def claim_due(session: Session, owner: str, now: datetime, lease: timedelta,
     )
     if not ignore_schedule:
         query = query.where(or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now))
+    if exclude:
+        query = query.where(Feed.id.not_in(list(exclude)))
     rows = list(session.scalars(query))
     for row in rows:
         row.lease_owner, row.lease_until = owner, now + lease
     return [FeedJob(r.id, r.url, r.name, r.title, r.interval_seconds, r.etag, r.last_modified,
                     r.body_hash, r.error_count, r.cadence_seconds, r.newest_entry_at,
-                    r.last_new_entry_at, r.silent_since, r.created_at) for r in rows]
+                    r.last_new_entry_at, r.silent_since, r.created_at, owner) for r in rows]
 
 
 def known_entry_keys(session: Session, feed_id: int, keys: list[str]) -> set[str]:
@@ -86,7 +91,14 @@ def known_entry_keys(session: Session, feed_id: int, keys: list[str]) -> set[str
     return known
 
 
-def record_success(session: Session, feed_id: int, now: datetime, next_check: datetime, *,
+def _ours(feed_id: int, owner: str) -> Any:
+    """This feed, unless another instance holds it now (our lease ran out and it took over):
+    then its record wins and ours is dropped."""
+    return and_(Feed.id == feed_id, or_(Feed.lease_owner == owner, Feed.lease_owner.is_(None)))
+
+
+def record_success(session: Session, feed_id: int, owner: str, now: datetime,
+                   next_check: datetime, *,
                    title: str | None = None, etag: str | None = None,
                    last_modified: str | None = None, body_hash: str | None = None,
                    new_entries: int = 0, not_modified: bool = False,
@@ -108,13 +120,13 @@ def record_success(session: Session, feed_id: int, now: datetime, next_check: da
     if new_entries:
         values["last_new_entry_at"] = now
         values["entries_total"] = Feed.entries_total + new_entries
-    session.execute(update(Feed).where(Feed.id == feed_id).values(**values))
+    session.execute(update(Feed).where(_ours(feed_id, owner)).values(**values))
 
 
-def record_failure(session: Session, feed_id: int, now: datetime, next_check: datetime,
-                   reason: str) -> None:
+def record_failure(session: Session, feed_id: int, owner: str, now: datetime,
+                   next_check: datetime, reason: str) -> None:
     session.execute(
-        update(Feed).where(Feed.id == feed_id).values(
+        update(Feed).where(_ours(feed_id, owner)).values(
             last_checked_at=now, last_error=reason[:2000], last_error_at=now,
             error_count=Feed.error_count + 1, next_check_at=next_check,
             lease_owner=None, lease_until=None,

@@ -35,10 +35,11 @@ def pending_alerts(session: Session, watchlist: str, channel: str) -> list[int]:
     ))
 
 
-def pending_terms(session: Session, watchlist: str) -> set[str]:
-    """The terms of every match still waiting for a digest of this watchlist."""
+def pending_terms(session: Session, watchlist: str, channels: Collection[str]) -> set[str]:
+    """The terms of every match still waiting for a digest of this watchlist on ``channels``."""
     rows = session.scalars(select(Match.terms).join(Alert, Alert.match_id == Match.id)
-                           .where(Alert.watchlist == watchlist, Alert.digest_id.is_(None)))
+                           .where(Alert.watchlist == watchlist, Alert.digest_id.is_(None),
+                                  Alert.channel.in_(list(channels))))
     return {str(term) for terms in rows for term in terms}
 
 
@@ -89,7 +90,7 @@ def assign_alerts(session: Session, alert_ids: list[int], digest_id: int) -> Non
 
 def claim_digests(session: Session, owner: str, now: datetime, lease: timedelta, *,
                   ignore_backoff: bool = False, exclude: Collection[int] = (),
-                  limit: int = 50) -> list[DigestJob]:
+                  only: Collection[int] | None = None, limit: int = 50) -> list[DigestJob]:
     """Lease sendable digests: queued and due (or any queued when ``ignore_backoff``), or
     'sending' under an expired lease (the sender died before recording the result)."""
     queued = Digest.status == "queued"
@@ -100,6 +101,8 @@ def claim_digests(session: Session, owner: str, now: datetime, lease: timedelta,
     query = select(Digest).where(or_(queued, stale))
     if exclude:
         query = query.where(Digest.id.not_in(list(exclude)))
+    if only is not None:
+        query = query.where(Digest.id.in_(list(only)))
     rows = list(session.scalars(query.order_by(Digest.id)
                                 .limit(limit).with_for_update(skip_locked=True)))
     for row in rows:
