@@ -425,3 +425,16 @@ def test_the_render_script_makes_a_png_of_the_html(tmp_path: Path) -> None:
     subprocess.run([str(Path(__file__).parent.parent / "scripts" / "render_digest.sh"),
                     str(page), str(png), "390"], check=True, capture_output=True, timeout=120)
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
+
+
+def test_a_desk_with_its_own_recipients_needs_no_global_list(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.toml"
+    desk = '[[watchlists]]\nname = "desk"\nterms = ["Wagner"]\n'
+    path.write_text('[channels.email]\nhost = "smtp.example.org"\n' + desk +
+                    'recipients = ["desk@example.org"]\n')
+    assert main(["--config", str(path), "check"]) == 0
+    path.write_text('[channels.email]\nhost = "smtp.example.org"\n' + desk)
+    assert main(["--config", str(path), "check"]) == 2
+    err = capsys.readouterr().err
+    assert "channels.email.recipients" in err and "'desk'" in err
