@@ -6,7 +6,7 @@ Two phases: this process generates and indexes the articles and writes the looku
 of indexed articles, and new articles) to a file; then a fresh process opens the index and answers
 them, so its start-up time and resident memory are the index's alone.
 
-Articles are real sentences from ../shared/corpus/articles recombined, with a third of their words
+Articles are real sentences from ../shared/corpus/articles recombined, with half of their words
 replaced from a large random vocabulary, so that they are distinct and do not flood the same
 index entries. The index is the monitor's own: the ``shingles`` table (sampled word 5-grams) and
 ``copy_candidates`` + ``shortlist`` + ``verify`` on the stored text, as the pipeline runs them.
@@ -60,7 +60,7 @@ def make_articles(n: int, rng: random.Random) -> list[str]:
     for _ in range(n):
         words: list[str] = []
         for sentence in rng.sample(sentences, 6):
-            words.extend(w if rng.random() > 0.33 else rng.choice(vocabulary) for w in sentence)
+            words.extend(w if rng.random() > 0.5 else rng.choice(vocabulary) for w in sentence)
         out.append(" ".join(words))
     return out
 

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text, union_all
 from sqlalchemy.orm import Session
 
 from monitor.dedup import Candidate
@@ -14,6 +14,11 @@ from monitor.match import WatchlistMatch
 from monitor.store.tables import Alert, Article, FeedEntry, Match, Shingle
 
 _ARTICLES_LOCK = 7_243_001
+
+
+CANDIDATES = 50  # stored articles ranked by shared shingles, before the shortlist
+MAX_QUERY_SHINGLES = 2000  # a text's sampled shingles used in a lookup (about 16,000 words)
+POSTINGS_CAP = 64  # articles one shingle may bring in (the newest)
 
 
 def lock_for_dedup(session: Session) -> None:
@@ -45,25 +50,25 @@ def by_content_hash(session: Session, content_hash: str) -> int | None:
                           .order_by(Article.id).limit(1))
 
 
-def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int
-                    ) -> list[Candidate]:
-    """Stored articles sharing at least ``min_overlap`` sampled shingles with the new text."""
-    values = list(shingles)
+def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
+                    limit: int = CANDIDATES) -> list[Candidate]:
+    """Stored articles sharing at least ``min_overlap`` sampled shingles with the new text, the
+    ``limit`` sharing most. Each shingle contributes at most ``POSTINGS_CAP`` articles, the
+    newest: a 5-gram found in thousands of articles ("said in a statement on") says little
+    and would make the lookup as slow as its list is long."""
     overlap: Counter[int] = Counter()
-    for start in range(0, len(values), 500):
-        chunk = values[start : start + 500]
-        rows = session.execute(
-            select(Shingle.article_id, func.count())
-            .where(Shingle.hash.in_(chunk)).group_by(Shingle.article_id)
-        )
-        for article_id, count in rows:
-            overlap[article_id] += count
-    ids = [a for a, n in overlap.items() if n >= min_overlap]
-    if not ids:
+    values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
+    for start in range(0, len(values), 400):  # SQLite allows 500 parts in one compound query
+        parts = [select(Shingle.article_id).where(Shingle.hash == value)
+                 .order_by(Shingle.article_id.desc()).limit(POSTINGS_CAP).subquery().select()
+                 for value in values[start : start + 400]]
+        overlap.update(session.scalars(union_all(*parts)))
+    ranked = [a for a, n in overlap.most_common() if n >= min_overlap][:limit]
+    if not ranked:
         return []
     sizes = {a: n for a, n in session.execute(select(Article.id, Article.shingle_count)
-                                               .where(Article.id.in_(ids)))}
-    return [Candidate(a, sizes[a], overlap[a]) for a in ids if a in sizes]
+                                               .where(Article.id.in_(ranked)))}
+    return [Candidate(a, sizes[a], overlap[a]) for a in ranked if a in sizes]
 
 
 def by_lead_hash(session: Session, lead_hash: str, limit: int = 5) -> list[int]:
