@@ -20,6 +20,7 @@ import css_inline
 from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from monitor.match import POSSESSIVE, term_pattern
 from monitor.text import clean, fold
 
 # Mail clients ignore most <style> blocks: rules become style attributes; only @media rules
@@ -87,10 +88,10 @@ def highlight(snippet: str, terms: Sequence[str]) -> list[tuple[str, bool]]:
     folded, origin = fold(snippet)
     spans: list[tuple[int, int]] = []
     for term in sorted(set(terms), key=len, reverse=True):
-        words = [re.escape(w) for w in fold(term)[0].split() if w]
-        if not words:
+        if not term.strip():
             continue
-        for m in re.finditer(r"(?<!\w)" + r"[\s\-]+".join(words) + r"(?!\w)", folded):
+        # the matcher's own pattern, so "Вагнера" and "وفاغنر" light up as they matched
+        for m in re.finditer(rf"(?<!\w)(?:{term_pattern(term)}){POSSESSIVE}(?!\w)", folded):
             start, end = origin[m.start()], origin[m.end() - 1] + 1
             if all(end <= s or start >= e for s, e in spans):
                 spans.append((start, end))

@@ -4,6 +4,13 @@ A plain ``terms`` list matches case-insensitively, ignoring diacritics (Goïta =
 word boundaries (so "Wagner" is not found inside "Wagnerian" and "é" counts as a letter), with
 possessives ("Wagner's", "Wagner’s"). Multi-word terms allow any run of spaces or hyphens between
 their words. Matching runs on folded text; spans are mapped back to the original text.
+
+Each word of a term is matched the way its script needs:
+- Cyrillic words are declined: a final vowel is dropped to a stem and any case ending may follow
+  ("Вагнер" finds "Вагнера", "Вагнером"; "группа" finds "группы").
+- Arabic words may carry the clitics that attach in writing: و/ف (and), ب/ك/ل (with, like, for)
+  and the article ال ("فاغنر" finds "وفاغنر", "لفاغنر"); folding has already unified alef forms,
+  ta marbuta, alef maqsura, and removed harakat and tatweel.
 """
 
 from __future__ import annotations
@@ -33,9 +40,36 @@ class WatchlistMatch:
     snippet: str
 
 
-def _term_pattern(term: str) -> str:
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_ARABIC_LETTERS = re.compile(r"[\u0600-\u06ff]")
+# Case endings of nouns and adjectives, folded as the text is (й -> и), longest first.
+_ENDINGS = ("ами", "ями", "ого", "его", "ому", "ему", "ыми", "ими", "ой", "ей", "ом", "ем", "ам",
+            "ям", "ах", "ях", "ов", "ев", "ую", "юю", "ая", "яя", "ое", "ее", "ый", "ий", "ые",
+            "ие", "ых", "их", "а", "я", "у", "ю", "е", "ы", "и", "о")
+_ENDINGS_LONGEST_FIRST = sorted({fold(e)[0] for e in _ENDINGS}, key=lambda e: (-len(e), e))
+_CYRILLIC_ENDINGS = "(?:" + "|".join(_ENDINGS_LONGEST_FIRST) + ")?"
+_ARABIC_CLITICS = r"(?:[وف]?[بكل]?(?:ال)?|لل)?"
+
+
+def _word_pattern(word: str) -> str:
+    if _CYRILLIC.search(word):
+        stem = word
+        for ending in _ENDINGS_LONGEST_FIRST:
+            if word.endswith(ending) and len(word) - len(ending) >= 3:
+                stem = word[: -len(ending)]
+                break
+        if stem == word and word[-1] == "ь" and len(word) > 4:
+            stem = word[:-1]
+        return re.escape(stem) + _CYRILLIC_ENDINGS
+    if _ARABIC_LETTERS.search(word):
+        bare = word[2:] if word.startswith("ال") and len(word) > 4 else word
+        return _ARABIC_CLITICS + re.escape(bare)
+    return re.escape(word)
+
+
+def term_pattern(term: str) -> str:
     folded, _ = fold(term)
-    parts = [re.escape(p) for p in re.split(r"[\s\-‐-―]+", folded) if p]
+    parts = [_word_pattern(p) for p in re.split(r"[\s\-‐-―]+", folded) if p]
     return r"[\s\-‐-―]+".join(parts)
 
 
@@ -49,7 +83,7 @@ class CompiledWatchlist:
     def build(cls, name: str, terms: Sequence[str]) -> CompiledWatchlist:
         # Longest first, so "Wagner Group" wins over "Wagner" at the same place.
         ordered = sorted(set(terms), key=lambda t: (-len(t), t))
-        alternatives = "|".join(f"(?P<t{i}>{_term_pattern(t)})" for i, t in enumerate(ordered))
+        alternatives = "|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in enumerate(ordered))
         pattern = re.compile(rf"(?<!\w)(?:{alternatives}){POSSESSIVE}(?!\w)")
         return cls(name, tuple(ordered), pattern)
 

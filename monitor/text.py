@@ -37,8 +37,19 @@ def clean(value: str | None, max_len: int, *, single_line: bool = False) -> str:
     return text
 
 
+_ARABIC = {
+    "\u0671": "\u0627",  # alef wasla -> alef (the hamza forms decompose to alef + a mark)
+    "\u0629": "\u0647",  # ta marbuta -> ha
+    "\u0649": "\u064a",  # alef maqsura -> ya
+    "\u0640": "",  # tatweel (kashida), a stretching stroke
+}
+
+
 def fold_char(ch: str) -> str:
-    """Case-fold one character and drop its diacritics ("É" -> "e", "ß" -> "ss")."""
+    """Case-fold one character and drop its diacritics ("É" -> "e", "ß" -> "ss", "ё" -> "е");
+    Arabic loses its short vowels and hamza seats, and its letter variants become one."""
+    if ch in _ARABIC:
+        return _ARABIC[ch]
     decomposed = unicodedata.normalize("NFKD", ch)
     base = "".join(c for c in decomposed if not unicodedata.combining(c))
     return base.casefold()

@@ -1,0 +1,102 @@
+"""The shipped Sahel watchlist (config/watchlists/sahel.toml) on sentences in English, French,
+Russian and Arabic: every mention found, in any case ending or with attached clitics, and the
+look-alikes left alone. Context guards (Wagner the composer) come with the richer watchlist
+format; until then that trap is a known, pinned failure."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor import config
+from monitor.digest import highlight
+from monitor.match import Matcher
+from tests.conftest import ROOT
+
+SETTINGS = config.load(ROOT / "config" / "monitor.toml")
+SAHEL = next(w for w in SETTINGS.watchlists if w.name == "sahel")
+MATCHER = Matcher([(SAHEL.name, SAHEL.terms)])
+
+MENTIONS = [
+    # English
+    "Russian mercenaries of the Wagner Group arrived in Bamako this week.",
+    "Wagner's fighters were seen near Gao.",
+    "France ended Operation Barkhane in 2022.",
+    "The European Takuba task force left Mali.",
+    "Peacekeepers of MINUSMA withdrew from Kidal.",
+    "Colonel Assimi Goïta addressed the nation.",
+    "Yevgeny Prigozhin died in a plane crash in 2023.",
+    "Africa Corps now runs Russia's operations in the Sahel.",
+    # French
+    "Les mercenaires du groupe Wagner sont arrivés à Bamako.",
+    "L'opération Barkhane a pris fin en 2022.",
+    "Le colonel Assimi Goita a reçu l'ambassadeur russe.",
+    "La MINUSMA a quitté le camp de Tessalit.",
+    "Evgueni Prigojine est mort en 2023.",
+    "La seconde lettre parle de « Asmi Guetta » et de la junte.",
+    # Russian
+    "Наемники группы Вагнера прибыли в Бамако.",
+    "Боевики ЧВК «Вагнер» покидают Мали.",
+    "Сотрудничество с Вагнером продолжалось три года.",
+    "Евгений Пригожин погиб в авиакатастрофе.",
+    "Смерть Пригожина изменила всё.",
+    "Миссия МИНУСМА покинула Мали.",
+    "Африканский корпус заменил наемников.",
+    "Бойцы Африканского корпуса прибыли в Бамако.",
+    "Полковник Ассими Гоита выступил с речью.",
+    "Европейская группа Такуба ушла из Мали.",
+    # Arabic
+    "وصل مرتزقة مجموعة فاغنر إلى باماكو هذا الأسبوع.",
+    "غادرت قوات فاغنر مالي.",
+    "وقالت بعثة الأمم المتحدة مينوسما إن جنديين أصيبا.",
+    "وانسحبت المينوسما من كيدال.",
+    "انتهت عملية برخان الفرنسية عام 2022.",
+    "قال العقيد عاصمي غويتا إن الجيش سيواصل القتال.",
+    "قُتل يفغيني بريغوجين في تحطم طائرة.",
+    "حل الفيلق الأفريقي محل المرتزقة.",
+    "وفاغنر ما زالت في مالي.",
+    "ولفاغنر دور كبير في الشمال.",
+    "قوة تاكوبا الأوروبية غادرت مالي.",
+]
+
+TRAPS = [
+    "The Wagnerian scale of the opera impressed the critics.",
+    "Il faut gagner la confiance des électeurs.",
+    "The Warner Bros. studio announced a new film.",
+    "La MINUSCA reste en Centrafrique.",
+    "Вагнеровский фестиваль в Байройте открылся.",
+    "A tall barkhan dune rises over the desert road.",
+    "Les corps des victimes ont été rendus aux familles.",
+    "Фестиваль вагнеровской музыки прошёл в Москве.",
+    "تاكوبار مدينة صغيرة.",
+]
+
+
+@pytest.mark.parametrize("sentence", MENTIONS)
+def test_every_mention_is_found_and_highlighted(sentence: str) -> None:
+    found = MATCHER.match("", sentence)
+    assert found, sentence
+    pieces = highlight(sentence, found[0].terms)
+    assert any(hit for _, hit in pieces), "the match must light up in the digest"
+    for span in found[0].spans:  # spans point into the original text
+        assert sentence[span.start : span.end].strip()
+
+
+@pytest.mark.parametrize("sentence", TRAPS)
+def test_look_alikes_are_left_alone(sentence: str) -> None:
+    assert MATCHER.match("", sentence) == [], sentence
+
+
+@pytest.mark.xfail(strict=True, reason="context guards (issue 6): 'Wagner' alone still matches")
+def test_wagner_the_composer_is_not_the_wagner_group() -> None:
+    assert MATCHER.match("", "The Bayreuth festival opened with Wagner's Parsifal.") == []
+
+
+def test_arabic_and_cyrillic_folding() -> None:
+    from monitor.text import fold
+
+    assert fold("أإآٱ")[0] == "اااا"  # hamza seats and wasla
+    assert fold("مدرسة")[0] == fold("مدرسه")[0]  # ta marbuta
+    assert fold("مصطفى")[0] == fold("مصطفي")[0]  # alef maqsura
+    assert fold("فـاغـنـر")[0] == "فاغنر"  # tatweel
+    assert fold("فَاغْنَر")[0] == "فاغنر"  # harakat
+    assert fold("Пригожин Ёж")[0] == "пригожин еж"
