@@ -183,6 +183,23 @@ class FeedSettings(_Section):
         return None if v is None else _duration_seconds(v)
 
 
+class GuardSettings(_Section):
+    terms: Annotated[list[str], Field(min_length=1)] = Field(
+        description="Terms of the watchlist that are ambiguous alone (\"Wagner\")."
+    )
+    near: list[str] = Field(
+        default_factory=list, description="One of these must be within `window` words of the "
+        "term (\"mercenar*\": a trailing * takes any ending). Empty: no such need."
+    )
+    not_near: list[str] = Field(
+        default_factory=list, description="None of these may be within `window` words "
+        "(\"opera\", \"composer\", \"Bayreuth\")."
+    )
+    window: Annotated[int, Field(ge=1, le=200)] = Field(
+        12, description="Words on either side of the term that count as its context."
+    )
+
+
 class WatchlistSettings(_Section):
     name: str = Field(description="Unique name of the watchlist, shown in digests.")
     terms: Annotated[list[str], Field(min_length=1)] = Field(
@@ -210,6 +227,10 @@ class WatchlistSettings(_Section):
         "A watchlist that never sent a digest sends its first one at the next cycle.",
     )
     timezone: str = Field("UTC", description="IANA timezone of the schedule.")
+    guards: list[GuardSettings] = Field(
+        default_factory=list, description="Context rules for ambiguous terms: "
+        "[[guards]] terms, near, not_near, window."
+    )
     quiet_hours: str = Field(
         "", description="'22:00-07:00' in the watchlist's timezone: digests due then wait until "
         "it ends (deferred, never dropped). Empty: none."
@@ -246,6 +267,14 @@ class WatchlistSettings(_Section):
         if v.strip():
             parse_quiet_hours(v)
         return v.strip()
+
+    @model_validator(mode="after")
+    def _guard_terms(self) -> WatchlistSettings:
+        for i, guard in enumerate(self.guards):
+            unknown = [t for t in guard.terms if t not in self.terms]
+            if unknown:
+                raise ValueError(f"guards[{i}].terms: not among terms: {', '.join(unknown)}")
+        return self
 
     @model_validator(mode="after")
     def _urgent_terms(self) -> WatchlistSettings:
@@ -636,7 +665,8 @@ def reference_rows(model: type[BaseModel] = Settings, prefix: str = "") -> list[
             continue
         item = getattr(annotation, "__args__", (None,))[0]
         if isinstance(item, type) and issubclass(item, BaseModel):  # [[feeds]], [[watchlists]]
-            rows += reference_rows(item, f"[[{key}]] ")
+            table = f"{prefix[2:prefix.index(']]')]}.{name}" if prefix.startswith("[[") else key
+            rows += reference_rows(item, f"[[{table}]] ")
             continue
         text = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{key}` | {_default(field)} | {text} |")

@@ -15,6 +15,7 @@ Each word of a term is matched the way its script needs:
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from monitor.text import fold
 
 POSSESSIVE = r"(?:'s|')?"
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -74,28 +76,77 @@ def term_pattern(term: str) -> str:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """Context for ambiguous terms: an occurrence of one of ``terms`` counts only with one of
+    ``near`` (when given) and none of ``not_near`` within ``window`` words on either side.
+    Guard words match like terms; a trailing ``*`` takes any ending ("mercenar*")."""
+
+    terms: tuple[str, ...]
+    near: tuple[str, ...] = ()
+    not_near: tuple[str, ...] = ()
+    window: int = 12
+
+
+def _words_regex(words: Sequence[str]) -> re.Pattern[str] | None:
+    if not words:
+        return None
+    alternatives = "|".join(term_pattern(w[:-1]) + r"\w*" if w.endswith("*") else term_pattern(w)
+                            for w in words if w.strip("*").strip())
+    return re.compile(rf"(?<!\w)(?:{alternatives}){POSSESSIVE}(?!\w)")
+
+
+@dataclass(frozen=True)
+class _CompiledGuard:
+    near: re.Pattern[str] | None
+    not_near: re.Pattern[str] | None
+    window: int
+
+    def allows(self, folded: str, words: list[tuple[int, int]], start: int, end: int) -> bool:
+        starts = [s for s, _ in words]
+        first = max(bisect.bisect_right(starts, start) - 1, 0)
+        last = max(bisect.bisect_left(starts, end) - 1, first)
+        lo = words[max(first - self.window, 0)][0] if words else 0
+        hi = words[min(last + self.window, len(words) - 1)][1] if words else len(folded)
+        context = folded[lo:start] + " \x00 " + folded[end:hi]
+        if self.near is not None and not self.near.search(context):
+            return False
+        return self.not_near is None or not self.not_near.search(context)
+
+
+@dataclass(frozen=True)
 class CompiledWatchlist:
     name: str
     terms: tuple[str, ...]
     pattern: re.Pattern[str]
+    guards: dict[str, _CompiledGuard]
 
     @classmethod
-    def build(cls, name: str, terms: Sequence[str]) -> CompiledWatchlist:
+    def build(cls, name: str, terms: Sequence[str],
+              guards: Sequence[Guard] = ()) -> CompiledWatchlist:
         # Longest first, so "Wagner Group" wins over "Wagner" at the same place.
         ordered = sorted(set(terms), key=lambda t: (-len(t), t))
         alternatives = "|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in enumerate(ordered))
         pattern = re.compile(rf"(?<!\w)(?:{alternatives}){POSSESSIVE}(?!\w)")
-        return cls(name, tuple(ordered), pattern)
+        compiled = {}
+        for g in guards:
+            checker = _CompiledGuard(_words_regex(g.near), _words_regex(g.not_near), g.window)
+            compiled.update({term: checker for term in g.terms})
+        return cls(name, tuple(ordered), pattern, compiled)
 
     def find(self, field: str, text: str) -> list[Span]:
         if not text:
             return []
         folded, origin = fold(text)
+        words = [m.span() for m in _WORD.finditer(folded)] if self.guards else []
         spans = []
         for found in self.pattern.finditer(folded):
             group = found.lastgroup
             assert group is not None
             term = self.terms[int(group[1:])]
+            guard = self.guards.get(term)
+            if guard is not None and not guard.allows(folded, words, found.start(),
+                                                      found.end()):
+                continue
             start = origin[found.start()]
             end = origin[found.end() - 1] + 1
             spans.append(Span(field, start, end, term))
@@ -118,8 +169,10 @@ def snippet(text: str, span: Span, width: int) -> str:
 
 
 class Matcher:
-    def __init__(self, watchlists: Sequence[tuple[str, Sequence[str]]], snippet_chars: int = 240):
-        self.watchlists = [CompiledWatchlist.build(name, terms) for name, terms in watchlists]
+    def __init__(self, watchlists: Sequence[tuple[str, Sequence[str]]
+                                        | tuple[str, Sequence[str], Sequence[Guard]]],
+                 snippet_chars: int = 240):
+        self.watchlists = [CompiledWatchlist.build(*spec) for spec in watchlists]
         self.snippet_chars = snippet_chars
 
     def match(self, title: str, text: str) -> list[WatchlistMatch]:

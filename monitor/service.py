@@ -21,7 +21,7 @@ from monitor.digest import DigestData, Renderer, dumps_slack, message_id
 from monitor.errors import DeliveryError, PermanentDeliveryError
 from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, Resolver, system_resolver
-from monitor.match import Matcher
+from monitor.match import Guard, Matcher
 from monitor.notify.apprise import AppriseSender
 from monitor.notify.email import EmailSender
 from monitor.notify.slack import SlackSender
@@ -45,6 +45,15 @@ DELIVERY_RETRY_CAP = 3600.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def matcher_for(settings: Settings) -> Matcher:
+    """The matcher of every configured watchlist, its guards included."""
+    return Matcher(
+        [(w.name, w.terms, [Guard(tuple(g.terms), tuple(g.near), tuple(g.not_near), g.window)
+                            for g in w.guards])
+         for w in settings.watchlists],
+        settings.digest.snippet_chars)
 
 
 def _alive(pid: int) -> bool:
@@ -90,8 +99,7 @@ class Service:
         d = settings.documents
         self.documents = DocumentWorkers(processes=d.processes, timeout=d.timeout,
                                          memory_mib=d.memory_limit)
-        self.matcher = Matcher([(w.name, w.terms) for w in settings.watchlists],
-                               settings.digest.snippet_chars)
+        self.matcher = matcher_for(settings)
         self.channels: dict[str, list[str]] = {
             w.name: settings.channels_of(w) for w in settings.watchlists
         }

@@ -1,20 +1,20 @@
 """The shipped Sahel watchlist (config/watchlists/sahel.toml) on sentences in English, French,
 Russian and Arabic: every mention found, in any case ending or with attached clitics, and the
-look-alikes left alone. Context guards (Wagner the composer) come with the richer watchlist
-format; until then that trap is a known, pinned failure."""
+look-alikes left alone, Wagner the composer included (context guards)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from monitor import config
 from monitor.digest import highlight
-from monitor.match import Matcher
+from monitor.service import matcher_for
 from tests.conftest import ROOT
 
 SETTINGS = config.load(ROOT / "config" / "monitor.toml")
-SAHEL = next(w for w in SETTINGS.watchlists if w.name == "sahel")
-MATCHER = Matcher([(SAHEL.name, SAHEL.terms)])
+MATCHER = matcher_for(SETTINGS)  # as the daemon builds it, guards included
 
 MENTIONS = [
     # English
@@ -36,7 +36,7 @@ MENTIONS = [
     # Russian
     "Наемники группы Вагнера прибыли в Бамако.",
     "Боевики ЧВК «Вагнер» покидают Мали.",
-    "Сотрудничество с Вагнером продолжалось три года.",
+    "Сотрудничество Мали с Вагнером продолжалось три года.",
     "Евгений Пригожин погиб в авиакатастрофе.",
     "Смерть Пригожина изменила всё.",
     "Миссия МИНУСМА покинула Мали.",
@@ -54,7 +54,9 @@ MENTIONS = [
     "قُتل يفغيني بريغوجين في تحطم طائرة.",
     "حل الفيلق الأفريقي محل المرتزقة.",
     "وفاغنر ما زالت في مالي.",
-    "ولفاغنر دور كبير في الشمال.",
+    "ولفاغنر دور كبير في شمال مالي.",
+    "Wagner leaves Mali after three years",
+    "Le départ de Wagner du Mali a été annoncé vendredi.",
     "قوة تاكوبا الأوروبية غادرت مالي.",
 ]
 
@@ -68,6 +70,14 @@ TRAPS = [
     "Les corps des victimes ont été rendus aux familles.",
     "Фестиваль вагнеровской музыки прошёл в Москве.",
     "تاكوبار مدينة صغيرة.",
+    "The Bayreuth festival opened with Wagner's Parsifal.",
+    "Richard Wagner composed the Ring cycle over twenty-six years; the opera house was his.",
+    "Le compositeur Wagner a vécu à Lucerne.",
+    "Композитор Вагнер написал оперу «Лоэнгрин».",
+    "Mr Wagner, the school's headmaster, retired in June.",
+    "Honus Wagner was one of the first five players in the Baseball Hall of Fame.",
+    "الموسيقار فاغنر ألف أوبرا بارسيفال.",
+    "Wagner's Ring at the Metropolitan Opera: a review of the new production in Moscow.",
 ]
 
 
@@ -86,9 +96,21 @@ def test_look_alikes_are_left_alone(sentence: str) -> None:
     assert MATCHER.match("", sentence) == [], sentence
 
 
-@pytest.mark.xfail(strict=True, reason="context guards (issue 6): 'Wagner' alone still matches")
-def test_wagner_the_composer_is_not_the_wagner_group() -> None:
-    assert MATCHER.match("", "The Bayreuth festival opened with Wagner's Parsifal.") == []
+def test_a_guarded_term_counts_where_its_context_is() -> None:
+    text = ("The opera season opened with Wagner in Vienna. " + "Filler words here. " * 10 +
+            "Meanwhile Wagner fighters reached Gao.")
+    found = MATCHER.match("", text)
+    assert len(found) == 1 and len(found[0].spans) == 1
+    assert text[found[0].spans[0].start:].startswith("Wagner fighters")
+
+
+def test_guards_must_name_watchlist_terms(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('[[watchlists]]\nname = "x"\nterms = ["Wagner"]\n'
+                    '[[watchlists.guards]]\nterms = ["Vagner"]\nnear = ["Mali"]\n')
+    with pytest.raises(config.ConfigError) as info:
+        config.load(path)
+    assert "guards[0].terms: not among terms: Vagner" in str(info.value)
 
 
 def test_arabic_and_cyrillic_folding() -> None:
