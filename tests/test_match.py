@@ -10,6 +10,7 @@ import pytest
 
 from monitor import config
 from monitor.digest import highlight
+from monitor.errors import ConfigError
 from monitor.service import matcher_for
 from tests.conftest import ROOT
 
@@ -108,7 +109,7 @@ def test_guards_must_name_watchlist_terms(tmp_path: Path) -> None:
     path = tmp_path / "m.toml"
     path.write_text('[[watchlists]]\nname = "x"\nterms = ["Wagner"]\n'
                     '[[watchlists.guards]]\nterms = ["Vagner"]\nnear = ["Mali"]\n')
-    with pytest.raises(config.ConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         config.load(path)
     assert "guards[0].terms: not among terms: Vagner" in str(info.value)
 
