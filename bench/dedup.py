@@ -32,6 +32,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import insert
 
 from monitor import dedup
+from monitor.pipeline import copy_verdict
 from monitor.store import articles
 from monitor.store.db import open_database
 from monitor.store.tables import Article, Shingle
@@ -140,18 +141,8 @@ def lookups(url: str, queries_path: str) -> None:
     print(f"start-up (open the index, first lookup): {time.perf_counter() - started:.2f}s")
 
     def lookup(text: str) -> dedup.Verdict | None:
-        fp = dedup.fingerprint(text)
-        with sessions() as session:
-            hit = articles.by_content_hash(session, fp.content_hash)
-            if hit is not None:
-                return dedup.Verdict(hit, "same-text", 1.0)
-            found = dedup.shortlist(len(fp.shingles), articles.copy_candidates(
-                session, fp.shingles, dedup.min_overlap(len(fp.shingles))))
-            ids = list(dict.fromkeys([c.article_id for c in found]
-                                     + articles.by_lead_hash(session, fp.lead_hash)))
-            verdicts = [v for i in ids if (v := dedup.verify(
-                text, articles.text_of(session, i), i))]
-            return max(verdicts, key=lambda v: v.score, default=None)
+        with sessions() as session:  # exactly what the pipeline does for a new article
+            return copy_verdict(session, text, dedup.fingerprint(text))
 
     copies, fresh = queries["copies"], queries["fresh"]
     timings, found = [], 0

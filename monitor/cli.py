@@ -151,7 +151,11 @@ def cmd_digest(settings: config.Settings, args: argparse.Namespace) -> int:
                 print(f"--- {p.watchlist} / {p.channel} ---")
                 print(p.text)
             if args.html:
-                _write_html(args.html, previews)
+                try:
+                    _write_html(args.html, previews)
+                except OSError as e:
+                    print(f"error: cannot write {args.html}: {e.strerror or e}", file=sys.stderr)
+                    return 1
             return 0
         if args.resend is not None:
             resent = service.resend(args.resend)

@@ -125,9 +125,8 @@ class _Decoder:
         return bool(self._zlib.eof)
 
 
-def _proxies() -> dict[str, str]:
+def _proxies(env: dict[str, str]) -> dict[str, str]:
     """Proxy URL per scheme from the standard environment variables."""
-    env = urllib.request.getproxies_environment()
     out = {}
     for scheme in ("http", "https"):
         proxy = env.get(scheme) or env.get("all")
@@ -136,8 +135,7 @@ def _proxies() -> dict[str, str]:
     return out
 
 
-def _bypassed(host: str) -> bool:
-    env = urllib.request.getproxies_environment()
+def _bypassed(host: str, env: dict[str, str]) -> bool:
     bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
     return bool(env.get("no")) and bool(bypass(host, env))
 
@@ -193,8 +191,9 @@ class Fetcher:
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
         self._client = self._make_client(user_agent, max_connections, None)
+        self._proxy_env = urllib.request.getproxies_environment()
         self._proxied = {scheme: self._make_client(user_agent, max_connections, proxy)
-                         for scheme, proxy in _proxies().items()}
+                         for scheme, proxy in _proxies(self._proxy_env).items()}
 
     def _make_client(self, user_agent: str, max_connections: int,
                      proxy: str | None) -> httpx.Client:
@@ -216,7 +215,7 @@ class Fetcher:
         parts = urlsplit(url)
         client = self._proxied.get(parts.scheme.lower())
         host = parts.hostname or ""
-        if client is None or _bypassed(host):
+        if client is None or _bypassed(host, self._proxy_env):
             return self._client
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         try:

@@ -141,7 +141,7 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
         if same_url is not None:  # stored by another worker meanwhile
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
-        verdict = _copy_verdict(session, text, fp)
+        verdict = copy_verdict(session, text, fp)
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
                               if verdict else (None, False))
         article_id = articles.insert_article(session, Article(
@@ -159,7 +159,7 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
     return Stored(article_id, verdict is not None, alerts)
 
 
-def _copy_verdict(session: Session, text: str, fp: dedup.Fingerprint) -> Verdict | None:
+def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint) -> Verdict | None:
     """Same normalised text, else the stored articles sharing most sampled shingles or the
     same opening words, each verified on its full stored text; the best verdict wins."""
     same_text = articles.by_content_hash(session, fp.content_hash)

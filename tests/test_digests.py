@@ -26,17 +26,9 @@ from monitor.notify.slack import SlackSender
 from monitor.service import Service
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Digest
-from tests.conftest import SHARED, Mailbox, Route, Web, write_config
+from tests.conftest import SHARED, Clock, Mailbox, Route, Web, write_config
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC
-
-
-class Clock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def rss(items: list[tuple[str, str, str]]) -> bytes:

@@ -33,19 +33,11 @@ from monitor.fetch import NOT_MODIFIED, Fetched, Fetcher, parse_retry_after
 from monitor.guard import AddressPolicy
 from monitor.service import Service
 from monitor.store.tables import Alert, Article, Feed, FeedEntry
-from tests.conftest import SHARED, Mailbox, Route, Web, free_port, write_config
+from tests.conftest import SHARED, Clock, Mailbox, Route, Web, free_port, write_config
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 WAGNER = ("Russian mercenaries of the Wagner Group arrived in Bamako this week, officials in the "
           "Malian capital said, as France reduces its Barkhane force in the north.")
-
-
-class Clock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def resolver(host: str, port: int) -> list[str]:
