@@ -200,12 +200,114 @@ class GuardSettings(_Section):
     )
 
 
+FieldName = Literal["title", "body"]
+
+
+class AliasSettings(_Section):
+    text: str = Field(description="The alias as written (\"Asmi Guetta\", \"عاصمي غويتا\").")
+    fuzzy: bool | None = Field(None, description="Override the entity's `fuzzy` for this alias.")
+    exact: bool | None = Field(None, description="Override the entity's `exact` for this alias.")
+    capitalised: bool | None = Field(
+        None, description="Override the entity's `capitalised` for this alias."
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        if not re.search(r"\w", v):
+            raise ValueError("an alias needs letters or digits")
+        return v.strip()
+
+
+class EntitySettings(_Section):
+    name: str = Field(description="What the entity is called in digests (\"Assimi Goïta\").")
+    id: str = Field("", description="Short name for queries (`@goita`); default: none.")
+    aliases: Annotated[list[str | AliasSettings], Field(min_length=1)] = Field(
+        description="Every way it is written, in every script: strings, or tables "
+        "{ text, fuzzy, exact, capitalised }."
+    )
+    fuzzy: bool = Field(
+        False, description="Allow spelling noise in words of 7 letters or more (1 edit; 2 from "
+        "10 letters), never in acronyms or all-capital words. For people's names."
+    )
+    exact: bool = Field(
+        False, description="Match the aliases as written: no Russian case endings, no Arabic "
+        "clitics, no fuzziness (case and diacritics are still ignored)."
+    )
+    capitalised: bool = Field(
+        False, description="Only occurrences that start with a capital letter count "
+        "(\"Chad\" the country, not \"chad\").",
+    )
+    fields: Annotated[list[FieldName], Field(min_length=1)] = Field(
+        default=["title", "body"], description="Where to look: title, body."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[\w.-]+", v):
+            raise ValueError("letters, digits, '.', '-' and '_' only")
+        return v
+
+    def terms(self) -> list[AliasSettings]:
+        out = []
+        for a in self.aliases:
+            alias = AliasSettings(text=a) if isinstance(a, str) else a
+            out.append(AliasSettings(
+                text=alias.text,
+                fuzzy=self.fuzzy if alias.fuzzy is None else alias.fuzzy,
+                exact=self.exact if alias.exact is None else alias.exact,
+                capitalised=self.capitalised if alias.capitalised is None else alias.capitalised,
+            ))
+        return out
+
+
+class RuleSettings(_Section):
+    name: str = Field(description="What the rule is called in digests.")
+    query: str = Field(
+        description="AND, OR, NOT, \"phrases\", NEAR/n, (groups), title: and body:, @entity, "
+        "word* (any ending). Example: `Wagner NEAR/10 (Mali OR Sahel) AND NOT opera`."
+    )
+    fields: Annotated[list[FieldName], Field(min_length=1)] = Field(
+        default=["title", "body"], description="Where its words are looked for: title, body."
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, v: str) -> str:
+        from monitor.query import parse
+
+        parse(v)
+        return v
+
+
+class FixtureSettings(_Section):
+    must_match: list[str] = Field(
+        default_factory=list, description="Headlines this watchlist must match; "
+        "`monitor check` fails naming each one it misses."
+    )
+    must_not_match: list[str] = Field(
+        default_factory=list, description="Headlines it must leave alone (the traps)."
+    )
+
+
 class WatchlistSettings(_Section):
     name: str = Field(description="Unique name of the watchlist, shown in digests.")
-    terms: Annotated[list[str], Field(min_length=1)] = Field(
+    terms: list[str] = Field(
+        default_factory=list,
         description="Terms matched case-insensitively on word boundaries, ignoring diacritics, "
-        "with possessives."
+        "with possessives, Russian case endings and Arabic clitics.",
     )
+    entities: list[EntitySettings] = Field(
+        default_factory=list, description="Names with aliases in several scripts: [[entities]] "
+        "name, id, aliases, fuzzy, exact, capitalised, fields."
+    )
+    rules: list[RuleSettings] = Field(
+        default_factory=list, description="Boolean and proximity queries: [[rules]] name, "
+        "query, fields."
+    )
+    fixtures: FixtureSettings = Field(default_factory=FixtureSettings)
+    source: str = Field("", exclude=True, description="internal")  # file, key prefix
     channels: list[ChannelName] = Field(
         default=["email"], description="Where this watchlist's digests go: email, slack, apprise."
     )
@@ -240,8 +342,9 @@ class WatchlistSettings(_Section):
         "schedule and quiet hours."
     )
     urgent_terms: list[str] = Field(
-        default_factory=list, description="Terms (from `terms`) whose matches go out at the "
-        "next cycle, ignoring the schedule and quiet hours; the digest carries everything pending."
+        default_factory=list, description="Terms, entity names or rule names whose matches go "
+        "out at the next cycle, ignoring the schedule and quiet hours; the digest carries "
+        "everything pending."
     )
 
     @field_validator("recipients")
@@ -268,27 +371,55 @@ class WatchlistSettings(_Section):
             parse_quiet_hours(v)
         return v.strip()
 
+    def labels(self) -> list[str]:
+        """What a match of this watchlist can name: its terms, entities and rules."""
+        return [*self.terms, *(e.name for e in self.entities), *(r.name for r in self.rules)]
+
+    @model_validator(mode="after")
+    def _something_to_find(self) -> WatchlistSettings:
+        if not (self.terms or self.entities or self.rules):
+            raise ValueError("terms: a watchlist needs terms, entities or rules")
+        return self
+
     @model_validator(mode="after")
     def _guard_terms(self) -> WatchlistSettings:
+        known = {*self.terms, *(e.name for e in self.entities),
+                 *(a.text for e in self.entities for a in e.terms())}
         for i, guard in enumerate(self.guards):
-            unknown = [t for t in guard.terms if t not in self.terms]
+            unknown = [t for t in guard.terms if t not in known]
             if unknown:
-                raise ValueError(f"guards[{i}].terms: not among terms: {', '.join(unknown)}")
+                raise ValueError(f"guards[{i}].terms: not among terms, entities or aliases: "
+                                 f"{', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _references(self) -> WatchlistSettings:
+        from monitor.query import parse, refs_of
+
+        ids = [e.id for e in self.entities if e.id]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"entities: id {dup[0]!r} is used twice")
+        for i, rule in enumerate(self.rules):
+            for ref in refs_of(parse(rule.query)):
+                if ref.entity not in ids:
+                    raise ValueError(f"rules[{i}].query: no entity with id {ref.entity!r}")
         return self
 
     @model_validator(mode="after")
     def _urgent_terms(self) -> WatchlistSettings:
-        unknown = [t for t in self.urgent_terms if t not in self.terms]
+        unknown = [t for t in self.urgent_terms if t not in self.labels()]
         if unknown:
-            raise ValueError(f"urgent_terms: not among terms: {', '.join(unknown)}")
+            raise ValueError(f"urgent_terms: not among terms, entities or rules: "
+                             f"{', '.join(unknown)}")
         return self
 
     @field_validator("terms")
     @classmethod
     def _terms(cls, v: list[str]) -> list[str]:
         cleaned = [t.strip() for t in v]
-        if any(not t for t in cleaned):
-            raise ValueError("terms must not be empty strings")
+        if any(not re.search(r"\w", t) for t in cleaned):
+            raise ValueError("every term needs letters or digits")
         return cleaned
 
     @field_validator("timezone")
@@ -557,6 +688,9 @@ def load(path: str | os.PathLike[str] | None = None,
         problems.append(ConfigProblem(file, "watchlists", "must be an array of tables"))
         inline = []
     origins: list[tuple[str, int | None]] = [(file, i) for i in range(len(inline))]
+    for i, w in enumerate(inline):
+        if isinstance(w, dict):
+            w["source"] = f"{file}#watchlists[{i}]"
     files = data.get("watchlist_files", [])
     if isinstance(files, list):
         for i, pattern in enumerate(files):
@@ -573,6 +707,7 @@ def load(path: str | os.PathLike[str] | None = None,
                     continue
                 wdata = _expand(wraw, "", env, problems, wfile)
                 wdata.setdefault("name", Path(wfile).stem)
+                wdata["source"] = wfile
                 inline.append(wdata)
                 origins.append((wfile, None))
     data["watchlists"] = inline

@@ -47,6 +47,7 @@ class Item:
     terms: list[str]
     snippet: str
     also_in: list[Copy] = field(default_factory=list)
+    marks: list[tuple[int, int]] = field(default_factory=list)  # matches inside the snippet
 
     @property
     def host(self) -> str:
@@ -55,7 +56,7 @@ class Item:
     @property
     def segments(self) -> list[tuple[str, bool]]:
         """The snippet cut into (text, is_match) pieces, for highlighting."""
-        return highlight(self.snippet, self.terms)
+        return highlight(self.snippet, self.terms, self.marks)
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,16 @@ def safe_link(link: str) -> str:
     return link if parts.scheme.lower() in ("http", "https") and host else ""
 
 
-def highlight(snippet: str, terms: Sequence[str]) -> list[tuple[str, bool]]:
+def highlight(snippet: str, terms: Sequence[str],
+              marks: Sequence[tuple[int, int]] = ()) -> list[tuple[str, bool]]:
+    """The snippet cut into (text, is_match) pieces: at the matcher's own marks, or, for matches
+    stored without them, wherever the terms are found again."""
     folded, origin = fold(snippet)
     spans: list[tuple[int, int]] = []
-    for term in sorted(set(terms), key=len, reverse=True):
+    for start, end in sorted(marks):
+        if 0 <= start < end <= len(snippet) and all(end <= s or start >= e for s, e in spans):
+            spans.append((start, end))
+    for term in sorted(set(terms), key=len, reverse=True) if not spans else []:
         if not term.strip():
             continue
         # the matcher's own pattern, so "Вагнера" and "وفاغنر" light up as they matched

@@ -1,29 +1,49 @@
 """Watchlists -> compiled matcher -> matches with spans and snippets. Pure.
 
-A plain ``terms`` list matches case-insensitively, ignoring diacritics (Goïta = Goita), on Unicode
-word boundaries (so "Wagner" is not found inside "Wagnerian" and "é" counts as a letter), with
-possessives ("Wagner's", "Wagner’s"). Multi-word terms allow any run of spaces or hyphens between
-their words. Matching runs on folded text; spans are mapped back to the original text.
+A watchlist is made of
+- ``terms``: plain terms, each its own entity;
+- ``entities``: a name with aliases in several scripts, each alias a term; per-alias options
+  ``fuzzy`` (spelling noise in people's names), ``exact`` (no inflection, clitics or fuzziness)
+  and ``capitalised`` (the occurrence must start with a capital, as "Chad" the country does and
+  "chad" the haze does not);
+- ``rules``: queries in the language of ``monitor.query`` (AND, OR, NOT, phrases, NEAR/n,
+  groups, fields, ``@entity``);
+- ``guards``: context for ambiguous terms ("Wagner" only near "mercenaries", never near "opera").
 
-Each word of a term is matched the way its script needs:
-- Cyrillic words are declined: a final vowel is dropped to a stem and any case ending may follow
-  ("Вагнер" finds "Вагнера", "Вагнером"; "группа" finds "группы").
+Every term matches case-insensitively, ignoring diacritics (Goïta = Goita), on Unicode word
+boundaries ("Wagner" is not inside "Wagnerian"; "é" is a letter), with possessives ("Wagner's").
+Multi-word terms allow any run of spaces or hyphens between their words. Each word of a term
+matches the way its script needs:
+- Cyrillic words are declined: a final vowel is dropped to a stem of at least four letters and any
+  case ending may follow ("Вагнер" finds "Вагнера", "Вагнером"; "группа" finds "группы");
 - Arabic words may carry the clitics that attach in writing: و/ف (and), ب/ك/ل (with, like, for)
   and the article ال ("فاغنر" finds "وفاغنر", "لفاغنر"); folding has already unified alef forms,
   ta marbuta, alef maqsura, and removed harakat and tatweel.
+
+How it runs: the text is folded in one vectorised pass (``text.fold_text``); one Aho-Corasick
+automaton holds the first word (its stem) of every term of every watchlist, and each place it
+finds is confirmed by the term's own pattern there. Fuzzy names and proximity need the words of
+the text, which are only cut when a watchlist needs them.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from monitor.text import fold
+import ahocorasick
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from monitor import query as q
+from monitor.text import Folded, fold, fold_text
 
 POSSESSIVE = r"(?:'s|')?"
 _WORD = re.compile(r"\w+")
+_SEPARATOR = r"[\s\-‐-―]+"
+BODY = "text"  # the body's field name in spans; "body" in watchlists and queries
 
 
 @dataclass(frozen=True)
@@ -31,48 +51,43 @@ class Span:
     field: str  # "title" or "text"
     start: int
     end: int
-    term: str
+    term: str  # the entity, plain term or rule that matched
 
 
 @dataclass(frozen=True)
 class WatchlistMatch:
     watchlist: str
-    terms: list[str]  # configured terms that matched, in first-seen order
+    terms: list[str]  # entities, terms and rules that matched, in first-seen order
     spans: list[Span]
     snippet: str
+    marks: list[tuple[int, int]] = field(default_factory=list)  # matches inside the snippet
 
 
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_ARABIC_LETTERS = re.compile(r"[\u0600-\u06ff]")
-# Case endings of nouns and adjectives, folded as the text is (й -> и), longest first.
-_ENDINGS = ("ами", "ями", "ого", "его", "ому", "ему", "ыми", "ими", "ой", "ей", "ом", "ем", "ам",
-            "ям", "ах", "ях", "ов", "ев", "ую", "юю", "ая", "яя", "ое", "ее", "ый", "ий", "ые",
-            "ие", "ых", "их", "а", "я", "у", "ю", "е", "ы", "и", "о")
-_ENDINGS_LONGEST_FIRST = sorted({fold(e)[0] for e in _ENDINGS}, key=lambda e: (-len(e), e))
-_CYRILLIC_ENDINGS = "(?:" + "|".join(_ENDINGS_LONGEST_FIRST) + ")?"
-_ARABIC_CLITICS = r"(?:[وف]?[بكل]?(?:ال)?|لل)?"
+# ---------------------------------------------------------------------------------------------
+# What a watchlist is made of (built from the config by ``watchlists.matcher_for``)
 
 
-def _word_pattern(word: str) -> str:
-    if _CYRILLIC.search(word):
-        stem = word
-        for ending in _ENDINGS_LONGEST_FIRST:
-            if word.endswith(ending) and len(word) - len(ending) >= 3:
-                stem = word[: -len(ending)]
-                break
-        if stem == word and word[-1] == "ь" and len(word) > 4:
-            stem = word[:-1]
-        return re.escape(stem) + _CYRILLIC_ENDINGS
-    if _ARABIC_LETTERS.search(word):
-        bare = word[2:] if word.startswith("ال") and len(word) > 4 else word
-        return _ARABIC_CLITICS + re.escape(bare)
-    return re.escape(word)
+@dataclass(frozen=True)
+class Term:
+    text: str
+    fuzzy: bool = False
+    exact: bool = False
+    capitalised: bool = False
 
 
-def term_pattern(term: str) -> str:
-    folded, _ = fold(term)
-    parts = [_word_pattern(p) for p in re.split(r"[\s\-‐-―]+", folded) if p]
-    return r"[\s\-‐-―]+".join(parts)
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    aliases: tuple[Term, ...]
+    id: str = ""
+    fields: tuple[str, ...] = q.FIELDS
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    query: str
+    fields: tuple[str, ...] = q.FIELDS
 
 
 @dataclass(frozen=True)
@@ -87,105 +102,521 @@ class Guard:
     window: int = 12
 
 
-def _words_regex(words: Sequence[str]) -> re.Pattern[str] | None:
-    if not words:
-        return None
-    alternatives = "|".join(term_pattern(w[:-1]) + r"\w*" if w.endswith("*") else term_pattern(w)
-                            for w in words if w.strip("*").strip())
-    return re.compile(rf"(?<!\w)(?:{alternatives}){POSSESSIVE}(?!\w)")
-
-
 @dataclass(frozen=True)
-class _CompiledGuard:
-    near: re.Pattern[str] | None
-    not_near: re.Pattern[str] | None
+class Watchlist:
+    name: str
+    terms: tuple[str, ...] = ()
+    entities: tuple[Entity, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    guards: tuple[Guard, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Terms: patterns per script, fuzziness rules
+
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_ARABIC_LETTERS = re.compile(r"[\u0600-\u06ff]")
+# Case endings of nouns and adjectives, folded as the text is (й -> и), longest first.
+_ENDINGS = ("ами", "ями", "ого", "его", "ому", "ему", "ыми", "ими", "ой", "ей", "ом", "ем", "ам",
+            "ям", "ах", "ях", "ов", "ев", "ую", "юю", "ая", "яя", "ое", "ее", "ый", "ий", "ые",
+            "ие", "ых", "их", "а", "я", "у", "ю", "е", "ы", "и", "о")
+_ENDINGS_LONGEST_FIRST = sorted({fold(e)[0] for e in _ENDINGS}, key=lambda e: (-len(e), e))
+_CYRILLIC_ENDINGS = "(?:" + "|".join(_ENDINGS_LONGEST_FIRST) + ")?"
+_ARABIC_CLITICS = r"(?:[وف]?[بكل]?(?:ال)?|لل)?"
+_MIN_STEM = 4  # "Мали" stays "Мали": a three-letter stem would find "мало", "малые"
+
+
+def _stem(word: str) -> str:
+    """The part of a folded word every form of it shares (Cyrillic: without its ending;
+    Arabic: without the article)."""
+    if _CYRILLIC.search(word):
+        for ending in _ENDINGS_LONGEST_FIRST:
+            if word.endswith(ending) and len(word) - len(ending) >= _MIN_STEM:
+                return word[: -len(ending)]
+        if word[-1] == "ь" and len(word) > _MIN_STEM:
+            return word[:-1]
+        return word
+    if _ARABIC_LETTERS.search(word) and word.startswith("ال") and len(word) > 4:
+        return word[2:]
+    return word
+
+
+def _word_pattern(word: str, exact: bool = False) -> str:
+    if exact:
+        return re.escape(word)
+    if _CYRILLIC.search(word):
+        return re.escape(_stem(word)) + _CYRILLIC_ENDINGS
+    if _ARABIC_LETTERS.search(word):
+        return _ARABIC_CLITICS + re.escape(_stem(word))
+    return re.escape(word)
+
+
+def term_pattern(term: str, exact: bool = False) -> str:
+    """The regular expression (over folded text) of a term's words, without its boundaries."""
+    return _SEPARATOR.join(_word_pattern(w, exact) for w in _term_words(term))
+
+
+def _term_words(term: str) -> list[str]:
+    return [p for p in re.split(_SEPARATOR, fold(term)[0]) if p]
+
+
+def fuzzy_distance(token: str) -> int:
+    """Edits allowed on one word of a fuzzy term (as configured, before folding): none for
+    acronyms and all-capital tokens (so MINUSMA never meets MINUSCA), for tokens with digits, or
+    under 7 characters; 1 from 7, 2 from 10 (optimal string alignment: a swap is one edit)."""
+    letters = [c for c in token if c.isalpha()]
+    if len(token) < 7 or any(c.isdigit() for c in token) or all(c.isupper() for c in letters):
+        return 0
+    return 2 if len(token) >= 10 else 1
+
+
+@dataclass
+class _Term:
+    id: int
+    text: str
+    prefix: bool  # "mercenar*"
+    exact: bool
+    capitalised: bool
+    key: str  # what the automaton looks for: the folded stem of the first word
+    arabic_first: bool  # the first word may carry clitics before the key
+    regex: re.Pattern[str]  # the whole term at a word start
+    fuzzy: list[tuple[int, re.Pattern[str]]] | None  # per word: edits allowed, exact form
+
+    @property
+    def label(self) -> str:
+        return self.text
+
+
+def _compile_term(tid: int, text: str, *, fuzzy: bool = False, exact: bool = False,
+                  capitalised: bool = False) -> _Term:
+    prefix = text.endswith("*")
+    body = text.rstrip("*").strip()
+    words = _term_words(body)
+    if not words:
+        raise ValueError(f"{text!r} has no letters or digits to match")
+    first = words[0]
+    key = first if exact or prefix else _stem(first)
+    tail = r"\w*" if prefix else POSSESSIVE + r"(?!\w)"
+    pattern = term_pattern(body, exact and not prefix)
+    regex = re.compile(rf"(?<!\w)(?:{pattern}){tail}")
+    fuzzy_words = None
+    if fuzzy and not exact and not prefix:
+        raw = [w for w in re.split(_SEPARATOR, body) if w]
+        if len(raw) == len(words) and any(fuzzy_distance(w) for w in raw):
+            fuzzy_words = [(fuzzy_distance(w), re.compile(
+                rf"(?:{_word_pattern(f)}){POSSESSIVE}")) for w, f in zip(raw, words, strict=True)]
+    return _Term(tid, text, prefix, exact, capitalised, key,
+                 bool(_ARABIC_LETTERS.search(first)) and not exact, regex, fuzzy_words)
+
+
+# ---------------------------------------------------------------------------------------------
+# One text being matched: its fields folded once, words cut on demand, hits found once
+
+
+Hit = tuple[int, int]  # folded [start, end)
+
+
+class _Field:
+    def __init__(self, name: str, text: str):
+        self.name = name
+        self.text = text
+        self.folded: Folded = fold_text(text)
+        self._starts: list[int] | None = None
+        self._words: list[tuple[int, int]] | None = None
+
+    @property
+    def words(self) -> list[tuple[int, int]]:
+        if self._words is None:
+            self._words = [m.span() for m in _WORD.finditer(self.folded.text)]
+            self._starts = [s for s, _ in self._words]
+        return self._words
+
+    def word_index(self, pos: int) -> int:
+        """Index of the word at or before folded position ``pos``."""
+        self.words  # noqa: B018 - cuts the words
+        assert self._starts is not None
+        return max(bisect.bisect_right(self._starts, pos) - 1, 0)
+
+    def original(self, hit: Hit) -> tuple[int, int]:
+        return self.folded.span(*hit)
+
+
+class _Text:
+    def __init__(self, matcher: Matcher, title: str, body: str):
+        self.matcher = matcher
+        self.fields = {"title": _Field("title", title), BODY: _Field(BODY, body)}
+        self._exact = {name: matcher._scan(f) for name, f in self.fields.items()}
+        self._fuzzy: dict[tuple[str, int], list[tuple[Hit, str]]] = {}
+
+    def hits(self, term: _Term, field: str) -> list[Hit]:
+        return self._exact[field].get(term.id, [])
+
+    def fuzzy_hits(self, term: _Term, field: str) -> list[tuple[Hit, str]]:
+        """Places where the words of a fuzzy term appear with spelling noise, in order."""
+        key = (field, term.id)
+        if key not in self._fuzzy:
+            self._fuzzy[key] = _fuzzy_scan(term, self.fields[field])
+        return self._fuzzy[key]
+
+
+def _fuzzy_scan(term: _Term, f: _Field) -> list[tuple[Hit, str]]:
+    assert term.fuzzy is not None
+    words = f.words
+    text = f.folded.text
+    vocab = list({text[s:e] for s, e in words})
+    accepted: list[dict[str, int]] = []
+    for (distance, exact_form), configured in zip(term.fuzzy, _term_words(term.text), strict=True):
+        ok = {w: 0 for w in vocab if exact_form.fullmatch(w)}
+        if distance:
+            for word, score, _ in process.extract(configured, vocab, scorer=OSA.distance,
+                                                  score_cutoff=distance, limit=None):
+                ok.setdefault(word, int(score))
+        if not ok:
+            return []
+        accepted.append(ok)
+    found = []
+    n = len(accepted)
+    for i in range(len(words) - n + 1):
+        edits = 0
+        for j in range(n):
+            s, e = words[i + j]
+            got = accepted[j].get(text[s:e])
+            if got is None:
+                break
+            edits += got
+        else:
+            if edits:  # an exact occurrence is the automaton's
+                found.append(((words[i][0], words[i + n - 1][1]),
+                              f"{text[words[i][0]:words[i + n - 1][1]]!r} is {edits} edit"
+                              f"{'s' if edits > 1 else ''} from {term.text!r}"))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Watchlists compiled
+
+
+@dataclass
+class _Guard:
+    near: list[_Term]
+    not_near: list[_Term]
     window: int
 
-    def allows(self, folded: str, words: list[tuple[int, int]], start: int, end: int) -> bool:
-        starts = [s for s, _ in words]
-        first = max(bisect.bisect_right(starts, start) - 1, 0)
-        last = max(bisect.bisect_left(starts, end) - 1, first)
-        lo = words[max(first - self.window, 0)][0] if words else 0
-        hi = words[min(last + self.window, len(words) - 1)][1] if words else len(folded)
-        context = folded[lo:start] + " \x00 " + folded[end:hi]
-        if self.near is not None and not self.near.search(context):
-            return False
-        return self.not_near is None or not self.not_near.search(context)
+    def verdict(self, doc: _Text, field: str, hit: Hit) -> str | None:
+        """None when the occurrence may count; else why not."""
+        f = doc.fields[field]
+        first, last = f.word_index(hit[0]), f.word_index(hit[1] - 1)
+
+        def near(terms: list[_Term]) -> str | None:
+            for t in terms:
+                for other in doc.hits(t, field):
+                    if other[1] <= hit[0] or other[0] >= hit[1]:
+                        i = f.word_index(other[0])
+                        if first - self.window <= i <= last + self.window:
+                            return f.folded.text[other[0]:other[1]]
+                if field == "title":  # a headline's context runs on into the body
+                    for other in doc.hits(t, BODY):
+                        if doc.fields[BODY].word_index(other[0]) < self.window:
+                            return doc.fields[BODY].folded.text[other[0]:other[1]]
+            return None
+
+        if self.near and near(self.near) is None:
+            return f"no context word (near) within {self.window} words"
+        if self.not_near and (word := near(self.not_near)) is not None:
+            return f"{word!r} (not_near) within {self.window} words"
+        return None
 
 
-@dataclass(frozen=True)
-class CompiledWatchlist:
+@dataclass
+class _Item:
+    label: str
+    terms: list[_Term]
+    fields: tuple[str, ...]
+
+
+@dataclass
+class _Rule:
     name: str
-    terms: tuple[str, ...]
-    pattern: re.Pattern[str]
-    guards: dict[str, _CompiledGuard]
-
-    @classmethod
-    def build(cls, name: str, terms: Sequence[str],
-              guards: Sequence[Guard] = ()) -> CompiledWatchlist:
-        # Longest first, so "Wagner Group" wins over "Wagner" at the same place.
-        ordered = sorted(set(terms), key=lambda t: (-len(t), t))
-        alternatives = "|".join(f"(?P<t{i}>{term_pattern(t)})" for i, t in enumerate(ordered))
-        pattern = re.compile(rf"(?<!\w)(?:{alternatives}){POSSESSIVE}(?!\w)")
-        compiled = {}
-        for g in guards:
-            checker = _CompiledGuard(_words_regex(g.near), _words_regex(g.not_near), g.window)
-            compiled.update({term: checker for term in g.terms})
-        return cls(name, tuple(ordered), pattern, compiled)
-
-    def find(self, field: str, text: str) -> list[Span]:
-        if not text:
-            return []
-        folded, origin = fold(text)
-        words = [m.span() for m in _WORD.finditer(folded)] if self.guards else []
-        spans = []
-        for found in self.pattern.finditer(folded):
-            group = found.lastgroup
-            assert group is not None
-            term = self.terms[int(group[1:])]
-            guard = self.guards.get(term)
-            if guard is not None and not guard.allows(folded, words, found.start(),
-                                                      found.end()):
-                continue
-            start = origin[found.start()]
-            end = origin[found.end() - 1] + 1
-            spans.append(Span(field, start, end, term))
-        return spans
+    tree: q.Node
+    fields: tuple[str, ...]
 
 
-def snippet(text: str, span: Span, width: int) -> str:
-    """About ``width`` characters of ``text`` around ``span``, cut at spaces, with ellipses."""
-    half = max((width - (span.end - span.start)) // 2, 20)
-    start = max(span.start - half, 0)
-    end = min(span.end + half, len(text))
-    if start > 0:
-        space = text.find(" ", start, span.start)
-        start = space + 1 if space != -1 else start
-    if end < len(text):
-        space = text.rfind(" ", span.end, end)
-        end = space if space != -1 else end
-    piece = " ".join(text[start:end].split())
-    return ("…" if start > 0 else "") + piece + ("…" if end < len(text) else "")
+@dataclass
+class _Compiled:
+    name: str
+    items: list[_Item]
+    entities: dict[str, _Item]
+    rules: list[_Rule]
+    guards: dict[int, _Guard]  # term id -> its guard
+
+
+def _fields(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(BODY if n == "body" else n for n in names)
 
 
 class Matcher:
-    def __init__(self, watchlists: Sequence[tuple[str, Sequence[str]]
-                                        | tuple[str, Sequence[str], Sequence[Guard]]],
+    def __init__(self, watchlists: Sequence[Watchlist | tuple[str, Sequence[str]]
+                                            | tuple[str, Sequence[str], Sequence[Guard]]],
                  snippet_chars: int = 240):
-        self.watchlists = [CompiledWatchlist.build(*spec) for spec in watchlists]
         self.snippet_chars = snippet_chars
+        self._terms: dict[tuple[str, bool, bool, bool], _Term] = {}
+        self._automaton = ahocorasick.Automaton()
+        self.watchlists = [self._compile(w if isinstance(w, Watchlist) else Watchlist(
+            w[0], tuple(w[1]), guards=tuple(w[2]) if len(w) > 2 else ())) for w in watchlists]
+        if len(self._automaton):
+            self._automaton.make_automaton()
+
+    # -- compiling ----------------------------------------------------------------------------
+
+    def _term(self, text: str, fuzzy: bool = False, exact: bool = False,
+              capitalised: bool = False) -> _Term:
+        key = (text, fuzzy, exact, capitalised)
+        term = self._terms.get(key)
+        if term is None:
+            term = _compile_term(len(self._terms), text, fuzzy=fuzzy, exact=exact,
+                                 capitalised=capitalised)
+            self._terms[key] = term
+            if term.key in self._automaton:
+                self._automaton.get(term.key).append(term)
+            else:
+                self._automaton.add_word(term.key, [term])
+        return term
+
+    def _compile(self, wl: Watchlist) -> _Compiled:
+        items = [_Item(t, [self._term(t)], _fields(q.FIELDS)) for t in wl.terms]
+        entities = {}
+        for e in wl.entities:
+            item = _Item(e.name, [self._term(a.text, a.fuzzy, a.exact, a.capitalised)
+                                  for a in e.aliases], _fields(e.fields))
+            items.append(item)
+            entities[e.id or e.name] = item
+        guards = {}
+        for g in wl.guards:
+            compiled = _Guard([self._term(w) for w in g.near],
+                              [self._term(w) for w in g.not_near], g.window)
+            for item in items:
+                for term in item.terms:
+                    if term.text in g.terms or item.label in g.terms:
+                        guards[term.id] = compiled
+        rules = []
+        for r in wl.rules:
+            tree = q.parse(r.query)
+            for word in q.words_of(tree):
+                self._term(word.text)
+            for ref in q.refs_of(tree):
+                if ref.entity not in entities:
+                    raise ValueError(f"rule {r.name!r}: no entity with id {ref.entity!r}")
+            rules.append(_Rule(r.name, tree, _fields(r.fields)))
+        return _Compiled(wl.name, items, entities, rules, guards)
+
+    # -- scanning -----------------------------------------------------------------------------
+
+    def _scan(self, f: _Field) -> dict[int, list[Hit]]:
+        """Every term of every watchlist found in one field (exact forms; guards not applied)."""
+        text = f.folded.text
+        found: dict[int, list[Hit]] = {}
+        if not text or not len(self._automaton):
+            return found
+        for last, terms in self._automaton.iter(text):
+            start = last - len(terms[0].key) + 1
+            inside_word = start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
+            for term in terms:
+                at = start
+                if inside_word:
+                    if not term.arabic_first:
+                        continue
+                    while at > 0 and start - at < 4 and text[at - 1].isalnum():
+                        at -= 1
+                m = term.regex.match(text, at)
+                if m is None and term.arabic_first and at != start:
+                    continue
+                if m is None:
+                    continue
+                if term.capitalised and not f.text[f.folded.source(m.start())].isupper():
+                    continue
+                found.setdefault(term.id, []).append(m.span())
+        return found
+
+    # -- matching -----------------------------------------------------------------------------
 
     def match(self, title: str, text: str) -> list[WatchlistMatch]:
+        doc = _Text(self, title, text)
         out = []
         for wl in self.watchlists:
-            spans = wl.find("title", title) + wl.find("text", text)
-            if not spans:
-                continue
-            terms = list(dict.fromkeys(s.term for s in spans))
-            body_spans = [s for s in spans if s.field == "text"]
-            if body_spans:
-                snip = snippet(text, body_spans[0], self.snippet_chars)
-            else:
-                snip = snippet(title, spans[0], self.snippet_chars)
-            out.append(WatchlistMatch(wl.name, terms, spans, snip))
+            spans = self._spans(doc, wl, None)
+            if spans:
+                out.append(self._result(doc, wl.name, spans))
         return out
+
+    def explain(self, title: str, text: str) -> dict[str, list[str]]:
+        """Per watchlist, what matched where and what was set aside, and why: one line each."""
+        doc = _Text(self, title, text)
+        report = {}
+        for wl in self.watchlists:
+            trace: list[str] = []
+            spans = self._spans(doc, wl, trace)
+            verdict = (f"MATCH: {', '.join(dict.fromkeys(s.term for s in spans))}" if spans
+                       else "no match")
+            report[wl.name] = [verdict, *trace]
+        return report
+
+    def _occurrences(self, doc: _Text, term: _Term, fields: Sequence[str], guard: _Guard | None,
+                     trace: list[str] | None, label: str) -> list[tuple[str, Hit]]:
+        out = []
+        for fname in fields:
+            f = doc.fields[fname]
+            places = [(h, "") for h in doc.hits(term, fname)]
+            if term.fuzzy is not None:
+                places += doc.fuzzy_hits(term, fname)
+            for hit, how in places:
+                where = _where(f, hit)
+                why = guard.verdict(doc, fname, hit) if guard is not None else None
+                if why is not None:
+                    if trace is not None:
+                        trace.append(f"  set aside {label!r} at {where}: {why}")
+                    continue
+                if trace is not None:
+                    detail = f" ({how})" if how else ""
+                    trace.append(f"  {label!r} at {where}{detail}")
+                out.append((fname, hit))
+        return out
+
+    def _spans(self, doc: _Text, wl: _Compiled, trace: list[str] | None) -> list[Span]:
+        hits: list[tuple[str, Hit, str]] = []
+        entity_hits: dict[int, list[tuple[str, Hit]]] = {}
+        for item in wl.items:
+            found = []
+            for term in item.terms:
+                found += self._occurrences(doc, term, item.fields, wl.guards.get(term.id),
+                                           trace, item.label)
+            entity_hits[id(item)] = found
+            hits += [(fname, hit, item.label) for fname, hit in found]
+        for rule in wl.rules:
+            ok, places = self._eval(doc, wl, rule.tree, rule.fields, entity_hits)
+            if trace is not None:
+                trace.append(f"  rule {rule.name!r}: {'true' if ok else 'false'}"
+                             + (" at " + ", ".join(_where(doc.fields[fn], h) for fn, h in places)
+                                if ok else ""))
+            if ok:
+                hits += [(fname, hit, rule.name) for fname, hit in places]
+        # Longest first; a hit inside another of the same field adds nothing.
+        hits.sort(key=lambda h: (h[0] != "title", h[1][0], -(h[1][1] - h[1][0])))
+        spans: list[Span] = []
+        kept: list[tuple[str, Hit]] = []
+        for fname, hit, label in hits:
+            if any(fname == kf and kh[0] <= hit[0] and hit[1] <= kh[1] for kf, kh in kept):
+                continue
+            kept.append((fname, hit))
+            start, end = doc.fields[fname].original(hit)
+            spans.append(Span(fname, start, end, label))
+        return spans
+
+    def _eval(self, doc: _Text, wl: _Compiled, node: q.Node, fields: tuple[str, ...],
+              entity_hits: dict[int, list[tuple[str, Hit]]]) -> tuple[bool, list[tuple[str, Hit]]]:
+        if isinstance(node, q.Word):
+            scope = _fields([node.field]) if node.field else fields
+            term = self._term(node.text)
+            places = [(fn, h) for fn in scope for h in doc.hits(term, fn)]
+            return bool(places), places
+        if isinstance(node, q.Ref):
+            item = wl.entities[node.entity]
+            scope = _fields([node.field]) if node.field else fields
+            places = [(fn, h) for fn, h in entity_hits[id(item)] if fn in scope]
+            return bool(places), places
+        if isinstance(node, q.Not):
+            ok, _ = self._eval(doc, wl, node.child, fields, entity_hits)
+            return not ok, []
+        if isinstance(node, q.And):
+            places = []
+            for child in node.children:
+                ok, found = self._eval(doc, wl, child, fields, entity_hits)
+                if not ok:
+                    return False, []
+                places += found
+            return True, places
+        if isinstance(node, q.Or):
+            places = []
+            any_ok = False
+            for child in node.children:
+                ok, found = self._eval(doc, wl, child, fields, entity_hits)
+                any_ok |= ok
+                places += found
+            return any_ok, places
+        ok_l, left = self._eval(doc, wl, node.left, fields, entity_hits)
+        ok_r, right = self._eval(doc, wl, node.right, fields, entity_hits)
+        if not (ok_l and ok_r):
+            return False, []
+        near: set[tuple[str, Hit]] = set()
+        for fl, hl in left:
+            f = doc.fields[fl]
+            l0, l1 = f.word_index(hl[0]), f.word_index(hl[1] - 1)
+            for fr, hr in right:
+                if fr != fl or hr == hl:
+                    continue
+                r0, r1 = f.word_index(hr[0]), f.word_index(hr[1] - 1)
+                gap = r0 - l1 if r0 > l1 else l0 - r1 if l0 > r1 else 0
+                if gap <= node.distance:
+                    near.add((fl, hl))
+                    near.add((fr, hr))
+        return bool(near), sorted(near)
+
+    def _result(self, doc: _Text, name: str, spans: list[Span]) -> WatchlistMatch:
+        terms = list(dict.fromkeys(s.term for s in spans))
+        body = [s for s in spans if s.field == BODY]
+        shown = body or [s for s in spans if s.field == "title"]
+        source = doc.fields[shown[0].field].text
+        snip, marks = snippet_marks(source, shown, self.snippet_chars)
+        return WatchlistMatch(name, terms, spans, snip, marks)
+
+
+def _where(f: _Field, hit: Hit) -> str:
+    start, end = f.original(hit)
+    return f"{'body' if f.name == BODY else 'title'} {start}-{end} {f.text[start:end]!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Snippets
+
+
+def snippet_marks(text: str, spans: Sequence[Span],
+                  width: int) -> tuple[str, list[tuple[int, int]]]:
+    """About ``width`` characters of ``text`` around the first span, cut at spaces, runs of
+    white space made one, with ellipses; and where each span that fits lies in the snippet."""
+    first = spans[0]
+    half = max((width - (first.end - first.start)) // 2, 20)
+    start = max(first.start - half, 0)
+    end = min(first.end + half, len(text))
+    if start > 0:
+        space = text.find(" ", start, first.start)
+        start = space + 1 if space != -1 else start
+    if end < len(text):
+        space = text.rfind(" ", first.end, end)
+        end = space if space != -1 else end
+    # Collapse white space, remembering where each source character went.
+    out: list[str] = ["…"] if start > 0 else []
+    where: dict[int, int] = {}
+    length = len(out)
+    pos = start
+    for m in re.finditer(r"\s+|\S+", text[start:end]):
+        piece = m.group()
+        if piece[0].isspace():
+            if length and out[-1] != " ":
+                out.append(" ")
+                length += 1
+        else:
+            for i in range(len(piece)):
+                where[pos + m.start() + i] = length + i
+            out.append(piece)
+            length += len(piece)
+        where.setdefault(pos + m.end(), length)
+    snip = "".join(out).rstrip() + ("…" if end < len(text) else "")
+    marks = []
+    for s in spans:
+        a, b = where.get(s.start), where.get(s.end - 1)
+        if a is not None and b is not None and start <= s.start and s.end <= end:
+            marks.append((a, b + 1))
+    return snip, sorted(set(marks))
+
+
+def snippet(text: str, span: Span, width: int) -> str:
+    return snippet_marks(text, [span], width)[0]

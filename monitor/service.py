@@ -21,7 +21,6 @@ from monitor.digest import DigestData, Renderer, dumps_slack, message_id
 from monitor.errors import DeliveryError, PermanentDeliveryError
 from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, Resolver, system_resolver
-from monitor.match import Guard, Matcher
 from monitor.notify.apprise import AppriseSender
 from monitor.notify.email import EmailSender
 from monitor.notify.slack import SlackSender
@@ -32,6 +31,7 @@ from monitor.store import feeds as feed_store
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Alert, Article, Feed, Match
 from monitor.text import clean
+from monitor.watchlists import matcher_for
 from monitor.work import DocumentWorkers
 
 log = logging.getLogger("monitor")
@@ -45,15 +45,6 @@ DELIVERY_RETRY_CAP = 3600.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def matcher_for(settings: Settings) -> Matcher:
-    """The matcher of every configured watchlist, its guards included."""
-    return Matcher(
-        [(w.name, w.terms, [Guard(tuple(g.terms), tuple(g.near), tuple(g.not_near), g.window)
-                            for g in w.guards])
-         for w in settings.watchlists],
-        settings.digest.snippet_chars)
 
 
 def _alive(pid: int) -> bool:

@@ -8,8 +8,13 @@ shown in the original.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 _CONTROL = re.compile(  # C0/C1 controls (but \t \n \r), zero-width and bidi overrides
     r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
@@ -55,24 +60,89 @@ def fold_char(ch: str) -> str:
     return base.casefold()
 
 
-def fold(text: str) -> tuple[str, list[int]]:
-    """Folded text and, for each folded character, the index of its source character."""
+def _fold_one(ch: str) -> str:
+    if ch.isascii():
+        return ch.lower()
+    if ch in "’ʼ‘´":  # typographic apostrophes fold to the ASCII one
+        return "'"
+    return fold_char(ch)
+
+
+def _fold_slow(text: str) -> tuple[str, list[int]]:
     out: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
-        if ch.isascii():
-            out.append(ch.lower())
-            origin.append(i)
-            continue
-        folded = fold_char(ch)
-        if ch in "’ʼ‘`´":  # typographic apostrophes fold to the ASCII one
-            folded = "'"
+        folded = _fold_one(ch)
         out.append(folded)
         origin.extend([i] * len(folded))
     return "".join(out), origin
 
 
+# Planes whose characters may fold to something else; above them everything folds to itself.
+_TABLE_RANGES = ((0, 0xD800), (0xE000, 0x20000), (0x2F800, 0x2FA20))
+
+
+@functools.cache
+def _tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
+    """Per code point: its one-character fold (0: dropped, a mark), and whether it folds to
+    several characters ("ß" -> "ss", "…" -> "..."), which the vectorised path leaves to Python."""
+    table = np.arange(0x110000, dtype=np.uint32)
+    expands = np.zeros(0x110000, dtype=np.bool_)
+    for lo, hi in _TABLE_RANGES:
+        for cp in range(lo, hi):
+            ch = chr(cp)
+            folded = _fold_one(ch)
+            if folded == ch:
+                continue
+            if len(folded) == 1:
+                table[cp] = ord(folded)
+            elif not folded:
+                table[cp] = 0
+            else:
+                expands[cp] = True
+    return table, expands
+
+
+@dataclass(frozen=True)
+class Folded:
+    """Folded text; ``source(i)`` is the index in the original of folded character ``i``."""
+
+    text: str
+    _origin: npt.NDArray[np.intp] | list[int] | None  # None: the identity
+
+    def source(self, i: int) -> int:
+        return i if self._origin is None else int(self._origin[i])
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span of folded ``[start, end)``."""
+        return self.source(start), self.source(end - 1) + 1
+
+
+def fold_text(text: str) -> Folded:
+    """Lower-case, drop diacritics, unify Arabic letter forms and apostrophes: one vectorised
+    pass over the code points, the same result as folding character by character."""
+    if text.isascii():
+        return Folded(text.lower(), None)
+    table, expands = _tables()
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if "\x00" in text or expands[points].any():  # 0 marks a dropped character below
+        return Folded(*_fold_slow(text))
+    out = table[points]
+    keep = out != 0
+    if keep.all():
+        return Folded(out.tobytes().decode("utf-32-le", "surrogatepass"), None)
+    return Folded(out[keep].tobytes().decode("utf-32-le", "surrogatepass"), np.flatnonzero(keep))
+
+
+def fold(text: str) -> tuple[str, list[int]]:
+    """Folded text and, for each folded character, the index of its source character."""
+    folded = fold_text(text)
+    if folded._origin is None:
+        return folded.text, list(range(len(folded.text)))
+    origin = folded._origin
+    return folded.text, origin if isinstance(origin, list) else origin.tolist()
+
+
 def words(text: str) -> list[str]:
     """Folded word tokens, for fingerprints."""
-    folded, _ = fold(text)
-    return _WORD.findall(folded)
+    return _WORD.findall(fold_text(text).text)

@@ -11,7 +11,7 @@ import pytest
 from monitor import config
 from monitor.digest import highlight
 from monitor.errors import ConfigError
-from monitor.service import matcher_for
+from monitor.watchlists import matcher_for
 from tests.conftest import ROOT
 
 SETTINGS = config.load(ROOT / "config" / "monitor.toml")
@@ -111,7 +111,7 @@ def test_guards_must_name_watchlist_terms(tmp_path: Path) -> None:
                     '[[watchlists.guards]]\nterms = ["Vagner"]\nnear = ["Mali"]\n')
     with pytest.raises(ConfigError) as info:
         config.load(path)
-    assert "guards[0].terms: not among terms: Vagner" in str(info.value)
+    assert "guards[0].terms: not among terms, entities or aliases: Vagner" in str(info.value)
 
 
 def test_arabic_and_cyrillic_folding() -> None:

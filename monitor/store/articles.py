@@ -113,7 +113,7 @@ def add_match(session: Session, article_id: int, match: WatchlistMatch, now: dat
     row = Match(
         watchlist=match.watchlist, article_id=article_id, terms=match.terms,
         spans=[[s.field, s.start, s.end, s.term] for s in match.spans],
-        snippet=match.snippet, created_at=now,
+        snippet=match.snippet, marks=[list(m) for m in match.marks], created_at=now,
     )
     session.add(row)
     session.flush()

@@ -68,7 +68,7 @@ def digest_items(session: Session, alert_ids: list[int]) -> list[Item]:
     return [
         Item(article_id=a.id, title=a.title, link=safe_link(a.link), outlet=a.outlet,
              published=a.published_at, terms=list(m.terms), snippet=m.snippet,
-             also_in=copies.get(a.id, []))
+             marks=[(int(a), int(b)) for a, b in m.marks or []], also_in=copies.get(a.id, []))
         for a, m in rows
     ]
 

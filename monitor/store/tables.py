@@ -151,6 +151,8 @@ class Match(Base):
     terms: Mapped[list[str]] = mapped_column(JSON)
     spans: Mapped[list[list[object]]] = mapped_column(JSON)  # [field, start, end, term]
     snippet: Mapped[str] = mapped_column(Text)
+    # [start, end] of each match inside the snippet; NULL before 0.5 (terms are found again)
+    marks: Mapped[list[list[int]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
 
 

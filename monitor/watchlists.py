@@ -1,0 +1,57 @@
+"""Watchlist settings -> the matcher, and the fixtures each watchlist file carries.
+
+``matcher_for`` is how the daemon, ``monitor explain`` and the tests build the matcher, so what
+``monitor check`` verifies is what runs.
+"""
+
+from __future__ import annotations
+
+from monitor.config import Settings, WatchlistSettings
+from monitor.errors import ConfigProblem
+from monitor.match import Entity, Guard, Matcher, Rule, Term, Watchlist
+
+
+def watchlist_of(w: WatchlistSettings) -> Watchlist:
+    return Watchlist(
+        name=w.name,
+        terms=tuple(w.terms),
+        entities=tuple(
+            Entity(e.name, tuple(Term(a.text, bool(a.fuzzy), bool(a.exact), bool(a.capitalised))
+                                 for a in e.terms()), e.id, tuple(e.fields))
+            for e in w.entities),
+        rules=tuple(Rule(r.name, r.query, tuple(r.fields)) for r in w.rules),
+        guards=tuple(Guard(tuple(g.terms), tuple(g.near), tuple(g.not_near), g.window)
+                     for g in w.guards),
+    )
+
+
+def matcher_for(settings: Settings) -> Matcher:
+    """The matcher of every configured watchlist: terms, entities, rules and guards."""
+    return Matcher([watchlist_of(w) for w in settings.watchlists], settings.digest.snippet_chars)
+
+
+def _where(w: WatchlistSettings) -> tuple[str, str]:
+    """The file and key prefix a watchlist's problems are reported under."""
+    file, _, key = w.source.partition("#")
+    return file, f"{key}." if key else ""
+
+
+def fixture_problems(settings: Settings) -> list[ConfigProblem]:
+    """Every fixture headline that its watchlist gets wrong, one problem each."""
+    problems = []
+    for w in settings.watchlists:
+        if not (w.fixtures.must_match or w.fixtures.must_not_match):
+            continue
+        file, prefix = _where(w)
+        matcher = Matcher([watchlist_of(w)], settings.digest.snippet_chars)
+        for i, headline in enumerate(w.fixtures.must_match):
+            if not matcher.match(headline, ""):
+                problems.append(ConfigProblem(file, f"{prefix}fixtures.must_match[{i}]",
+                                              f"not matched: {headline!r}"))
+        for i, headline in enumerate(w.fixtures.must_not_match):
+            found = matcher.match(headline, "")
+            if found:
+                problems.append(ConfigProblem(
+                    file, f"{prefix}fixtures.must_not_match[{i}]",
+                    f"matched ({', '.join(found[0].terms)}): {headline!r}"))
+    return problems
