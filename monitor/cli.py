@@ -11,15 +11,22 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__, config, health
 from monitor.errors import ConfigError, MonitorError
+from monitor.match import Matcher
+from monitor.schedule import parse_duration
 from monitor.service import Preview, Service
 from monitor.store.tables import Feed
+from monitor.watchlists import fixture_problems, matcher_for
 
 log = logging.getLogger("monitor")
+
+
+class UsageError(Exception):
+    """A command asked for something that does not exist: exit 2 with its message."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +63,28 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="feeds and their health, counts, digests",
                    description="Show feed health, counts, last digest per watchlist and failed "
                    "deliveries.")
+    explain = sub.add_parser(
+        "explain", parents=[common], help="say which rule matched where, or why not",
+        description="Run the watchlists on a text, a stored article, or every stored article "
+        "(--history: what a changed watchlist would now match; nothing is changed).")
+    explain.add_argument("text", nargs="?", help="the text to try ('-': read standard input)")
+    explain.add_argument("--title", default="", help="a headline to try with the text")
+    explain.add_argument("--watchlist", metavar="NAME", help="only this watchlist")
+    source = explain.add_mutually_exclusive_group()
+    source.add_argument("--article", type=int, metavar="ID", help="a stored article")
+    source.add_argument("--history", action="store_true",
+                        help="every stored article: list those whose match would change")
+    explain.add_argument("--since", metavar="AGE", help="with --history: articles stored in "
+                         "the last AGE ('30d', '12h'); default: all")
+    backfill = sub.add_parser(
+        "backfill", parents=[common], help="match stored articles again after a watchlist change",
+        description="Record the matches stored articles have under the current watchlists. "
+        "Past articles are alerted only with --alert.")
+    backfill.add_argument("--watchlist", metavar="NAME", help="only this watchlist")
+    backfill.add_argument("--since", metavar="AGE", help="articles stored in the last AGE "
+                          "('30d', '12h'); default: all")
+    backfill.add_argument("--alert", action="store_true",
+                          help="also queue the new matches for the next digests")
     return parser
 
 
@@ -71,10 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(settings.log.level)
     commands: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
         "run": cmd_run, "once": cmd_once, "digest": cmd_digest, "check": cmd_check,
-        "status": cmd_status,
+        "status": cmd_status, "explain": cmd_explain, "backfill": cmd_backfill,
     }
     try:
         return commands[args.command](settings, args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except MonitorError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -91,6 +123,11 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_check(settings: config.Settings, _args: argparse.Namespace) -> int:
+    problems = fixture_problems(settings)
+    for problem in problems:
+        print(f"config error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     channels = ", ".join(f"{name} {'on' if name in settings.active_channels() else 'off'}"
                          for name in config.CHANNEL_NAMES)
     print(f"{settings.source}: ok ({len(settings.feeds)} feeds, {len(settings.watchlists)} "
@@ -248,3 +285,100 @@ def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _watchlists(settings: config.Settings, name: str | None) -> list[str]:
+    names = [w.name for w in settings.watchlists]
+    if name is None:
+        return names
+    if name not in names:
+        raise UsageError(f"no watchlist {name!r} (there are: {', '.join(names) or 'none'})")
+    return [name]
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(value)
+    except ValueError as e:
+        raise UsageError(f"--since {value!r}: {e}") from None
+
+
+def cmd_explain(settings: config.Settings, args: argparse.Namespace) -> int:
+    names = _watchlists(settings, args.watchlist)
+    matcher = matcher_for(settings)
+    if args.history:
+        return _explain_history(settings, matcher, names, _since(args.since))
+    if args.article is not None:
+        title, text = _stored_article(settings, args.article)
+    elif args.text is None and not args.title:
+        raise UsageError("give a text, --title, --article ID or --history")
+    else:
+        title = args.title
+        text = sys.stdin.read() if args.text == "-" else args.text or ""
+    report = matcher.explain(title, text)
+    for name in names:
+        print(f"{name}:")
+        for line in report[name]:
+            print(f"  {line}")
+    return 0 if any(report[n][0].startswith("MATCH") for n in names) else 1
+
+
+def _stored_article(settings: config.Settings, article_id: int) -> tuple[str, str]:
+    from monitor.store import db
+    from monitor.store.tables import Article
+
+    engine, sessions = db.open_database(settings.storage.url)
+    try:
+        with sessions() as session:
+            article = session.get(Article, article_id)
+            if article is None:
+                raise UsageError(f"no stored article {article_id}")
+            return article.title, article.text
+    finally:
+        engine.dispose()
+
+
+def _explain_history(settings: config.Settings, matcher: Matcher, names: list[str],
+                     since: datetime | None) -> int:
+    from monitor import history
+    from monitor.store import db
+
+    engine, sessions = db.open_database(settings.storage.url)
+    try:
+        for name in names:
+            preview = history.preview(sessions, matcher, name, since)
+            print(f"{name}: {preview.matched} of {preview.scanned} stored articles match; "
+                  f"{len(preview.changes)} would change")
+            for c in preview.changes:
+                was = ", ".join(c.before) or "no match"
+                now = ", ".join(c.after) or "no match"
+                print(f"  article {c.article_id}: {was} -> {now}: {c.title[:80]!r} {c.link}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_backfill(settings: config.Settings, args: argparse.Namespace) -> int:
+    from monitor import history
+    from monitor.store import db
+
+    names = _watchlists(settings, args.watchlist)
+    matcher = matcher_for(settings)
+    since = _since(args.since)
+    engine, sessions = db.open_database(settings.storage.url)
+    try:
+        for name in names:
+            wl = settings.watchlist(name)
+            assert wl is not None
+            report = history.backfill(sessions, matcher, name, settings.channels_of(wl), since,
+                                      datetime.now(UTC), alert=args.alert)
+            print(f"{name}: {report.scanned} articles scanned, {report.matched} match, "
+                  f"{report.recorded} new matches recorded, "
+                  f"{len(report.changes) - report.recorded} updated, "
+                  f"{report.alerts} alerts queued"
+                  + ("" if args.alert else " (without --alert, past articles are not alerted)"))
+    finally:
+        engine.dispose()
+    return 0

@@ -228,7 +228,8 @@ class EntitySettings(_Section):
     )
     fuzzy: bool = Field(
         False, description="Allow spelling noise in words of 7 letters or more (1 edit; 2 from "
-        "10 letters), never in acronyms or all-capital words. For people's names."
+        "10 letters; the first letter as written), never in acronyms or all-capital words. "
+        "For people's names."
     )
     exact: bool = Field(
         False, description="Match the aliases as written: no Russian case endings, no Arabic "

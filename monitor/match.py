@@ -14,8 +14,9 @@ Every term matches case-insensitively, ignoring diacritics (Goïta = Goita), on 
 boundaries ("Wagner" is not inside "Wagnerian"; "é" is a letter), with possessives ("Wagner's").
 Multi-word terms allow any run of spaces or hyphens between their words. Each word of a term
 matches the way its script needs:
-- Cyrillic words are declined: a final vowel is dropped to a stem of at least four letters and any
-  case ending may follow ("Вагнер" finds "Вагнера", "Вагнером"; "группа" finds "группы");
+- Cyrillic words are declined: a final vowel, soft sign or adjective ending is dropped to a stem of
+  at least four letters, and any case ending may follow ("Вагнер" finds "Вагнера", "Вагнером";
+  "Лавров" finds "Лаврову"; "группа" finds "группы"; "Африканский" finds "Африканского");
 - Arabic words may carry the clitics that attach in writing: و/ف (and), ب/ك/ل (with, like, for)
   and the article ال ("فاغنر" finds "وفاغنر", "لفاغنر"); folding has already unified alef forms,
   ta marbuta, alef maqsura, and removed harakat and tatweel.
@@ -42,7 +43,7 @@ from monitor.text import Folded, fold, fold_text
 
 POSSESSIVE = r"(?:'s|')?"
 _WORD = re.compile(r"\w+")
-_SEPARATOR = r"[\s\-‐-―]+"
+_SEPARATOR = r"[\s\-‐-―«»\"“”„]+"  # spaces, hyphens, dashes, quotes
 BODY = "text"  # the body's field name in spans; "body" in watchlists and queries
 
 
@@ -119,8 +120,14 @@ _ARABIC_LETTERS = re.compile(r"[\u0600-\u06ff]")
 # Case endings of nouns and adjectives, folded as the text is (й -> и), longest first.
 _ENDINGS = ("ами", "ями", "ого", "его", "ому", "ему", "ыми", "ими", "ой", "ей", "ом", "ем", "ам",
             "ям", "ах", "ях", "ов", "ев", "ую", "юю", "ая", "яя", "ое", "ее", "ый", "ий", "ые",
-            "ие", "ых", "их", "а", "я", "у", "ю", "е", "ы", "и", "о")
+            "ие", "ых", "их", "ью", "ым", "им", "а", "я", "у", "ю", "е", "ы", "и", "о", "ь")
+# What a term written in the nominative may end in, and loses to its stem: vowels, the soft sign,
+# adjective endings ("группа", "Кидаль", "Африканский"); a final consonant stays ("Лавров").
+_NOMINATIVE = ("ый", "ий", "ой", "ая", "яя", "ое", "ее", "ые", "ие", "а", "я", "ь", "о", "е", "ы",
+               "и")
 _ENDINGS_LONGEST_FIRST = sorted({fold(e)[0] for e in _ENDINGS}, key=lambda e: (-len(e), e))
+_NOMINATIVE_LONGEST_FIRST = sorted({fold(e)[0] for e in _NOMINATIVE},
+                                   key=lambda e: (-len(e), e))
 _CYRILLIC_ENDINGS = "(?:" + "|".join(_ENDINGS_LONGEST_FIRST) + ")?"
 _ARABIC_CLITICS = r"(?:[وف]?[بكل]?(?:ال)?|لل)?"
 _MIN_STEM = 4  # "Мали" stays "Мали": a three-letter stem would find "мало", "малые"
@@ -130,11 +137,9 @@ def _stem(word: str) -> str:
     """The part of a folded word every form of it shares (Cyrillic: without its ending;
     Arabic: without the article)."""
     if _CYRILLIC.search(word):
-        for ending in _ENDINGS_LONGEST_FIRST:
+        for ending in _NOMINATIVE_LONGEST_FIRST:
             if word.endswith(ending) and len(word) - len(ending) >= _MIN_STEM:
                 return word[: -len(ending)]
-        if word[-1] == "ь" and len(word) > _MIN_STEM:
-            return word[:-1]
         return word
     if _ARABIC_LETTERS.search(word) and word.startswith("ال") and len(word) > 4:
         return word[2:]
@@ -180,6 +185,7 @@ class _Term:
     key: str  # what the automaton looks for: the folded stem of the first word
     arabic_first: bool  # the first word may carry clitics before the key
     regex: re.Pattern[str]  # the whole term at a word start
+    words: list[str]  # folded
     fuzzy: list[tuple[int, re.Pattern[str]]] | None  # per word: edits allowed, exact form
 
     @property
@@ -206,7 +212,7 @@ def _compile_term(tid: int, text: str, *, fuzzy: bool = False, exact: bool = Fal
             fuzzy_words = [(fuzzy_distance(w), re.compile(
                 rf"(?:{_word_pattern(f)}){POSSESSIVE}")) for w, f in zip(raw, words, strict=True)]
     return _Term(tid, text, prefix, exact, capitalised, key,
-                 bool(_ARABIC_LETTERS.search(first)) and not exact, regex, fuzzy_words)
+                 bool(_ARABIC_LETTERS.search(first)) and not exact, regex, words, fuzzy_words)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +252,7 @@ class _Text:
         self.matcher = matcher
         self.fields = {"title": _Field("title", title), BODY: _Field(BODY, body)}
         self._exact = {name: matcher._scan(f) for name, f in self.fields.items()}
+        self._near: dict[str, tuple[dict[str, dict[str, int]], dict[str, list[int]]]] = {}
         self._fuzzy: dict[tuple[str, int], list[tuple[Hit, str]]] = {}
 
     def hits(self, term: _Term, field: str) -> list[Hit]:
@@ -255,40 +262,83 @@ class _Text:
         """Places where the words of a fuzzy term appear with spelling noise, in order."""
         key = (field, term.id)
         if key not in self._fuzzy:
-            self._fuzzy[key] = _fuzzy_scan(term, self.fields[field])
+            if field not in self._near:
+                self._near[field] = self.matcher._fuzzy.near(self.fields[field])
+            near, where = self._near[field]
+            self._fuzzy[key] = _fuzzy_places(term, self.fields[field], near, where)
         return self._fuzzy[key]
 
 
-def _fuzzy_scan(term: _Term, f: _Field) -> list[tuple[Hit, str]]:
+class _FuzzyIndex:
+    """The words of every fuzzy term that may bend, grouped by first letter (spelling noise
+    leaves the first letter alone: that keeps the comparisons to a few per word)."""
+
+    def __init__(self) -> None:
+        self.allowance: dict[str, int] = {}
+
+    def add(self, term: _Term) -> None:
+        assert term.fuzzy is not None
+        for (distance, _), word in zip(term.fuzzy, term.words, strict=True):
+            if distance:
+                self.allowance[word] = max(distance, self.allowance.get(word, 0))
+
+    def near(self, f: _Field) -> tuple[dict[str, dict[str, int]], dict[str, list[int]]]:
+        """For one field: each bendable word -> the field's words within its allowance, with
+        their distance; and each word of the field -> its word indices."""
+        text = f.folded.text
+        where: dict[str, list[int]] = {}
+        for i, (s, e) in enumerate(f.words):
+            where.setdefault(text[s:e], []).append(i)
+        by_letter: dict[str, list[str]] = {}
+        for word in where:
+            if len(word) >= 5:
+                by_letter.setdefault(word[0], []).append(word)
+        tokens_by_letter: dict[str, list[str]] = {}
+        for token in self.allowance:
+            tokens_by_letter.setdefault(token[0], []).append(token)
+        near: dict[str, dict[str, int]] = {}
+        for letter, tokens in tokens_by_letter.items():
+            words = by_letter.get(letter)
+            if not words:
+                continue
+            matrix = process.cdist(tokens, words, scorer=OSA.distance, score_cutoff=2,
+                                   workers=1)
+            for i, token in enumerate(tokens):
+                row = matrix[i]
+                for j in (row <= self.allowance[token]).nonzero()[0]:
+                    near.setdefault(token, {})[words[j]] = int(row[j])
+        return near, where
+
+
+def _fuzzy_places(term: _Term, f: _Field, near: dict[str, dict[str, int]],
+                  where: dict[str, list[int]]) -> list[tuple[Hit, str]]:
     assert term.fuzzy is not None
     words = f.words
     text = f.folded.text
-    vocab = list({text[s:e] for s, e in words})
-    accepted: list[dict[str, int]] = []
-    for (distance, exact_form), configured in zip(term.fuzzy, _term_words(term.text), strict=True):
-        ok = {w: 0 for w in vocab if exact_form.fullmatch(w)}
+    starts: set[int] = set()
+    for j, ((distance, _), token) in enumerate(zip(term.fuzzy, term.words, strict=True)):
         if distance:
-            for word, score, _ in process.extract(configured, vocab, scorer=OSA.distance,
-                                                  score_cutoff=distance, limit=None):
-                ok.setdefault(word, int(score))
-        if not ok:
-            return []
-        accepted.append(ok)
+            for word in near.get(token, {}):
+                starts.update(i - j for i in where[word] if i - j >= 0)
     found = []
-    n = len(accepted)
-    for i in range(len(words) - n + 1):
+    n = len(term.words)
+    for start in sorted(starts):
+        if start + n > len(words):
+            continue
         edits = 0
-        for j in range(n):
-            s, e = words[i + j]
-            got = accepted[j].get(text[s:e])
+        for k, ((distance, form), token) in enumerate(zip(term.fuzzy, term.words, strict=True)):
+            s, e = words[start + k]
+            word = text[s:e]
+            got = 0 if form.fullmatch(word) else near.get(token, {}).get(word) if distance \
+                else None
             if got is None:
                 break
             edits += got
         else:
             if edits:  # an exact occurrence is the automaton's
-                found.append(((words[i][0], words[i + n - 1][1]),
-                              f"{text[words[i][0]:words[i + n - 1][1]]!r} is {edits} edit"
-                              f"{'s' if edits > 1 else ''} from {term.text!r}"))
+                s, e = words[start][0], words[start + n - 1][1]
+                found.append(((s, e), f"{text[s:e]!r} is {edits} edit"
+                                      f"{'s' if edits > 1 else ''} from {term.text!r}"))
     return found
 
 
@@ -361,6 +411,7 @@ class Matcher:
         self.snippet_chars = snippet_chars
         self._terms: dict[tuple[str, bool, bool, bool], _Term] = {}
         self._automaton = ahocorasick.Automaton()
+        self._fuzzy = _FuzzyIndex()
         self.watchlists = [self._compile(w if isinstance(w, Watchlist) else Watchlist(
             w[0], tuple(w[1]), guards=tuple(w[2]) if len(w) > 2 else ())) for w in watchlists]
         if len(self._automaton):
@@ -376,6 +427,8 @@ class Matcher:
             term = _compile_term(len(self._terms), text, fuzzy=fuzzy, exact=exact,
                                  capitalised=capitalised)
             self._terms[key] = term
+            if term.fuzzy is not None:
+                self._fuzzy.add(term)
             if term.key in self._automaton:
                 self._automaton.get(term.key).append(term)
             else:
@@ -395,8 +448,11 @@ class Matcher:
             compiled = _Guard([self._term(w) for w in g.near],
                               [self._term(w) for w in g.not_near], g.window)
             for item in items:
+                # A guard names terms or aliases; an entity's name, all of its aliases (unless
+                # one of them is written just like the name).
+                whole = item.label in g.terms and all(t.text != item.label for t in item.terms)
                 for term in item.terms:
-                    if term.text in g.terms or item.label in g.terms:
+                    if whole or term.text in g.terms:
                         guards[term.id] = compiled
         rules = []
         for r in wl.rules:
@@ -443,9 +499,9 @@ class Matcher:
         doc = _Text(self, title, text)
         out = []
         for wl in self.watchlists:
-            spans = self._spans(doc, wl, None)
+            spans, labels = self._spans(doc, wl, None)
             if spans:
-                out.append(self._result(doc, wl.name, spans))
+                out.append(self._result(doc, wl.name, spans, labels))
         return out
 
     def explain(self, title: str, text: str) -> dict[str, list[str]]:
@@ -454,14 +510,15 @@ class Matcher:
         report = {}
         for wl in self.watchlists:
             trace: list[str] = []
-            spans = self._spans(doc, wl, trace)
-            verdict = (f"MATCH: {', '.join(dict.fromkeys(s.term for s in spans))}" if spans
-                       else "no match")
+            spans, labels = self._spans(doc, wl, trace)
+            verdict = f"MATCH: {', '.join(labels)}" if spans else "no match"
             report[wl.name] = [verdict, *trace]
         return report
 
     def _occurrences(self, doc: _Text, term: _Term, fields: Sequence[str], guard: _Guard | None,
-                     trace: list[str] | None, label: str) -> list[tuple[str, Hit]]:
+                     trace: list[str] | None, label: str,
+                     seen: set[tuple[str, Hit]]) -> list[tuple[str, Hit]]:
+        """Where the term counts (guards applied), but for places in ``seen``."""
         out = []
         for fname in fields:
             f = doc.fields[fname]
@@ -469,6 +526,9 @@ class Matcher:
             if term.fuzzy is not None:
                 places += doc.fuzzy_hits(term, fname)
             for hit, how in places:
+                if (fname, hit) in seen:
+                    continue
+                seen.add((fname, hit))
                 where = _where(f, hit)
                 why = guard.verdict(doc, fname, hit) if guard is not None else None
                 if why is not None:
@@ -481,14 +541,18 @@ class Matcher:
                 out.append((fname, hit))
         return out
 
-    def _spans(self, doc: _Text, wl: _Compiled, trace: list[str] | None) -> list[Span]:
+    def _spans(self, doc: _Text, wl: _Compiled,
+               trace: list[str] | None) -> tuple[list[Span], list[str]]:
+        """The spans that count, longest first where they overlap, and the labels (entities,
+        terms, rules) that matched, in the order the text has them."""
         hits: list[tuple[str, Hit, str]] = []
         entity_hits: dict[int, list[tuple[str, Hit]]] = {}
         for item in wl.items:
-            found = []
-            for term in item.terms:
+            found: list[tuple[str, Hit]] = []
+            seen: set[tuple[str, Hit]] = set()
+            for term in sorted(item.terms, key=lambda t: t.fuzzy is not None):
                 found += self._occurrences(doc, term, item.fields, wl.guards.get(term.id),
-                                           trace, item.label)
+                                           trace, item.label, seen)
             entity_hits[id(item)] = found
             hits += [(fname, hit, item.label) for fname, hit in found]
         for rule in wl.rules:
@@ -509,7 +573,7 @@ class Matcher:
             kept.append((fname, hit))
             start, end = doc.fields[fname].original(hit)
             spans.append(Span(fname, start, end, label))
-        return spans
+        return spans, list(dict.fromkeys(label for _, _, label in hits))
 
     def _eval(self, doc: _Text, wl: _Compiled, node: q.Node, fields: tuple[str, ...],
               entity_hits: dict[int, list[tuple[str, Hit]]]) -> tuple[bool, list[tuple[str, Hit]]]:
@@ -560,8 +624,8 @@ class Matcher:
                     near.add((fr, hr))
         return bool(near), sorted(near)
 
-    def _result(self, doc: _Text, name: str, spans: list[Span]) -> WatchlistMatch:
-        terms = list(dict.fromkeys(s.term for s in spans))
+    def _result(self, doc: _Text, name: str, spans: list[Span],
+                terms: list[str]) -> WatchlistMatch:
         body = [s for s in spans if s.field == BODY]
         shown = body or [s for s in spans if s.field == "title"]
         source = doc.fields[shown[0].field].text

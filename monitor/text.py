@@ -12,9 +12,11 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported on first use: the parser processes never need it
+    import numpy as np
+    import numpy.typing as npt
 
 _CONTROL = re.compile(  # C0/C1 controls (but \t \n \r), zero-width and bidi overrides
     r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
@@ -47,6 +49,13 @@ _ARABIC = {
     "\u0629": "\u0647",  # ta marbuta -> ha
     "\u0649": "\u064a",  # alef maqsura -> ya
     "\u0640": "",  # tatweel (kashida), a stretching stroke
+    # letters for sounds Arabic lacks, written in foreign names ("ڤاغنر" for Wagner)
+    "\u06a4": "\u0641",  # veh -> fa
+    "\u067e": "\u0628",  # peh -> ba
+    "\u0686": "\u062c",  # tcheh -> jim
+    "\u06af": "\u0643",  # gaf -> kaf
+    "\u06a9": "\u0643",  # keheh -> kaf
+    "\u06cc": "\u064a",  # farsi yeh -> ya
 }
 
 
@@ -83,24 +92,26 @@ _TABLE_RANGES = ((0, 0xD800), (0xE000, 0x20000), (0x2F800, 0x2FA20))
 
 
 @functools.cache
-def _tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
-    """Per code point: its one-character fold (0: dropped, a mark), and whether it folds to
-    several characters ("ß" -> "ss", "…" -> "..."), which the vectorised path leaves to Python."""
+def _tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.intp], dict[int, list[int]]]:
+    """Per code point: its one-character fold, and how many characters it folds to (0: a mark,
+    dropped; 2 or more: "ß" -> "ss", "…" -> "...", spelled out in the third table)."""
+    import numpy as np
+
     table = np.arange(0x110000, dtype=np.uint32)
-    expands = np.zeros(0x110000, dtype=np.bool_)
+    lengths = np.ones(0x110000, dtype=np.intp)
+    expansions: dict[int, list[int]] = {}
     for lo, hi in _TABLE_RANGES:
         for cp in range(lo, hi):
             ch = chr(cp)
             folded = _fold_one(ch)
             if folded == ch:
                 continue
+            lengths[cp] = len(folded)
             if len(folded) == 1:
                 table[cp] = ord(folded)
-            elif not folded:
-                table[cp] = 0
-            else:
-                expands[cp] = True
-    return table, expands
+            elif folded:
+                expansions[cp] = [ord(c) for c in folded]
+    return table, lengths, expansions
 
 
 @dataclass(frozen=True)
@@ -123,15 +134,27 @@ def fold_text(text: str) -> Folded:
     pass over the code points, the same result as folding character by character."""
     if text.isascii():
         return Folded(text.lower(), None)
-    table, expands = _tables()
+    import numpy as np
+
+    table, lengths, expansions = _tables()
     points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    if "\x00" in text or expands[points].any():  # 0 marks a dropped character below
-        return Folded(*_fold_slow(text))
+    sizes = lengths[points]
     out = table[points]
-    keep = out != 0
-    if keep.all():
+    if (sizes == 1).all():
         return Folded(out.tobytes().decode("utf-32-le", "surrogatepass"), None)
-    return Folded(out[keep].tobytes().decode("utf-32-le", "surrogatepass"), np.flatnonzero(keep))
+    if not (sizes > 1).any():  # only marks to drop
+        keep = sizes == 1
+        return Folded(out[keep].tobytes().decode("utf-32-le", "surrogatepass"),
+                      np.flatnonzero(keep))
+    ends = np.cumsum(sizes)
+    folded = np.empty(int(ends[-1]), dtype=np.uint32)
+    single = sizes == 1
+    folded[(ends - 1)[single]] = out[single]
+    for i in np.flatnonzero(sizes > 1):
+        cps = expansions[int(points[i])]
+        folded[int(ends[i]) - len(cps):int(ends[i])] = cps
+    origin = np.repeat(np.arange(len(points), dtype=np.intp), sizes)
+    return Folded(folded.tobytes().decode("utf-32-le", "surrogatepass"), origin)
 
 
 def fold(text: str) -> tuple[str, list[int]]:

@@ -4,7 +4,9 @@ look-alikes left alone, Wagner the composer included (context guards)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,7 +88,7 @@ TRAPS = [
 def test_every_mention_is_found_and_highlighted(sentence: str) -> None:
     found = MATCHER.match("", sentence)
     assert found, sentence
-    pieces = highlight(sentence, found[0].terms)
+    pieces = highlight(found[0].snippet, found[0].terms, found[0].marks)
     assert any(hit for _, hit in pieces), "the match must light up in the digest"
     for span in found[0].spans:  # spans point into the original text
         assert sentence[span.start : span.end].strip()
@@ -101,8 +103,9 @@ def test_a_guarded_term_counts_where_its_context_is() -> None:
     text = ("The opera season opened with Wagner in Vienna. " + "Filler words here. " * 10 +
             "Meanwhile Wagner fighters reached Gao.")
     found = MATCHER.match("", text)
-    assert len(found) == 1 and len(found[0].spans) == 1
-    assert text[found[0].spans[0].start:].startswith("Wagner fighters")
+    wagner = [s for s in found[0].spans if s.term == "Wagner Group"]
+    assert len(wagner) == 1
+    assert text[wagner[0].start:].startswith("Wagner fighters")
 
 
 def test_guards_must_name_watchlist_terms(tmp_path: Path) -> None:
@@ -123,3 +126,55 @@ def test_arabic_and_cyrillic_folding() -> None:
     assert fold("فـاغـنـر")[0] == "فاغنر"  # tatweel
     assert fold("فَاغْنَر")[0] == "فاغنر"  # harakat
     assert fold("Пригожин Ёж")[0] == "пригожин еж"
+
+
+# ---------------------------------------------------------------------------------------------
+# The labelled set: 293 sentences (tests/data/match_sentences.jsonl) in English, French, Russian
+# and Arabic, positives and traps, labelled by meaning before the shipped watchlist was tuned on
+# them; real prose from the seeds and the corpus where they have it.
+
+LABELLED = [json.loads(line) for line in
+            (ROOT / "tests" / "data" / "match_sentences.jsonl").read_text().splitlines()]
+# A second set of 174, written later by another hand without sight of the first or of the
+# watchlist; it scored precision 0.989 and recall 0.967 before the watchlist saw its errors.
+HELD_OUT = [json.loads(line) for line in
+            (ROOT / "tests" / "data" / "match_heldout.jsonl").read_text().splitlines()]
+FLOOR_PRECISION = 0.98
+FLOOR_RECALL = 0.95
+
+
+def _scores(rows: list[dict[str, Any]]) -> tuple[float, float, list[str]]:
+    tp = fp = fn = 0
+    wrong = []
+    for row in rows:
+        got = bool(MATCHER.match(row.get("title", ""), row["text"]))
+        tp += got and row["expect"]
+        fp += got and not row["expect"]
+        fn += not got and row["expect"]
+        if got != row["expect"]:
+            wrong.append(f"{row['id']} ({row['family']}): {row['text'][:80]}")
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    return precision, recall, wrong
+
+
+def test_the_labelled_set_meets_its_floors() -> None:
+    assert len(LABELLED) >= 200
+    assert {r["lang"] for r in LABELLED} == {"en", "fr", "ru", "ar"}
+    precision, recall, wrong = _scores(LABELLED)
+    print(f"\nlabelled set: {len(LABELLED)} sentences, precision {precision:.3f}, "
+          f"recall {recall:.3f}")
+    for lang in ("en", "fr", "ru", "ar"):
+        p, r, _ = _scores([x for x in LABELLED if x["lang"] == lang])
+        print(f"  {lang}: precision {p:.3f}, recall {r:.3f}")
+    assert precision >= FLOOR_PRECISION and recall >= FLOOR_RECALL, wrong
+    precision, recall, wrong = _scores(HELD_OUT)
+    print(f"second set: {len(HELD_OUT)} sentences, precision {precision:.3f}, "
+          f"recall {recall:.3f}")
+    assert precision >= FLOOR_PRECISION and recall >= FLOOR_RECALL, wrong
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "ru", "ar"])
+def test_no_language_falls_behind(lang: str) -> None:
+    precision, recall, wrong = _scores([x for x in LABELLED + HELD_OUT if x["lang"] == lang])
+    assert precision >= 0.95 and recall >= 0.9, wrong

@@ -27,7 +27,8 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 def test_example_config_is_valid_without_environment() -> None:
     settings = config.load(ROOT / "config" / "monitor.toml", env={})
     assert settings.watchlists[0].name == "sahel"
-    assert {"Wagner", "Barkhane", "Takuba", "MINUSMA"} <= set(settings.watchlists[0].terms)
+    aliases = {a.text for e in settings.watchlists[0].entities for a in e.terms()}
+    assert {"Wagner", "Barkhane", "Takuba", "MINUSMA"} <= aliases
     assert len(settings.feeds) >= 5
     assert settings.storage.url == f"sqlite:///{ROOT / 'config' / 'data' / 'monitor.db'}"
 

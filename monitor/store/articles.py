@@ -120,6 +120,14 @@ def add_match(session: Session, article_id: int, match: WatchlistMatch, now: dat
     return row.id
 
 
+def update_match(row: Match, match: WatchlistMatch) -> None:
+    """Bring a stored match up to date with what its watchlist finds now."""
+    row.terms = match.terms
+    row.spans = [[s.field, s.start, s.end, s.term] for s in match.spans]
+    row.snippet = match.snippet
+    row.marks = [list(m) for m in match.marks]
+
+
 def add_alerts(session: Session, article_id: int, match_id: int, watchlist: str,
                channels: Iterable[str], now: datetime) -> int:
     rows = [{"watchlist": watchlist, "channel": c, "article_id": article_id,

@@ -1,0 +1,123 @@
+"""Watchlists over stored articles: preview what a changed watchlist would match, and backfill.
+
+``preview`` changes nothing. ``backfill`` records the matches stored articles now have and,
+only when asked (``alert=True``), queues them for the next digests: an original once per
+watchlist and channel, never a seed or a copy of one, never an article already alerted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.match import Matcher, WatchlistMatch
+from monitor.store import articles
+from monitor.store.tables import Article, Match
+
+BATCH = 500
+
+
+@dataclass
+class Change:
+    article_id: int
+    title: str
+    link: str
+    before: list[str]  # what the stored match named; [] when there was none
+    after: list[str]  # what the watchlist matches now; [] when nothing
+    snippet: str
+
+
+@dataclass
+class Report:
+    watchlist: str
+    scanned: int = 0
+    matched: int = 0
+    changes: list[Change] = field(default_factory=list)  # new, gone or different
+    recorded: int = 0
+    alerts: int = 0
+
+
+def _articles(sessions: sessionmaker[Session], since: datetime | None,
+              progress: Callable[[int], None] | None) -> Iterator[Article]:
+    last = 0
+    while True:
+        with sessions() as session:
+            query = (select(Article).where(Article.id > last, Article.is_seed.is_(False))
+                     .order_by(Article.id).limit(BATCH))
+            if since is not None:
+                query = query.where(Article.created_at >= since)
+            rows = list(session.scalars(query))
+            session.expunge_all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+        if progress is not None:
+            progress(len(rows))
+
+
+def preview(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,
+            since: datetime | None, progress: Callable[[int], None] | None = None) -> Report:
+    """Run ``watchlist`` over stored articles and compare with the matches they have."""
+    report = Report(watchlist)
+    for article, found in _matched(sessions, matcher, watchlist, since, progress, report):
+        with sessions() as session:
+            stored = session.scalar(select(Match.terms).where(
+                Match.watchlist == watchlist, Match.article_id == article.id))
+        before = list(stored or [])
+        after = found.terms if found else []
+        if before != after:
+            report.changes.append(Change(article.id, article.title, article.link, before, after,
+                                         found.snippet if found else ""))
+    return report
+
+
+def _matched(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,
+             since: datetime | None, progress: Callable[[int], None] | None,
+             report: Report) -> Iterator[tuple[Article, WatchlistMatch | None]]:
+    for article in _articles(sessions, since, progress):
+        report.scanned += 1
+        found = next((m for m in matcher.match(article.title, article.text)
+                      if m.watchlist == watchlist), None)
+        report.matched += found is not None
+        yield article, found
+
+
+def backfill(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,
+             channels: list[str], since: datetime | None, now: datetime, *, alert: bool,
+             progress: Callable[[int], None] | None = None) -> Report:
+    """Store the matches stored articles have now (new ones added, changed ones brought up to
+    date); with ``alert``, queue every matched original not yet alerted on a channel."""
+    report = Report(watchlist)
+    for article, found in _matched(sessions, matcher, watchlist, since, progress, report):
+        if found is None:
+            continue
+        with sessions.begin() as session:
+            row = session.scalar(select(Match).where(Match.watchlist == watchlist,
+                                                     Match.article_id == article.id))
+            if row is None:
+                match_id = articles.add_match(session, article.id, found, now)
+                report.recorded += 1
+                report.changes.append(Change(article.id, article.title, article.link, [],
+                                             found.terms, found.snippet))
+            else:
+                match_id = row.id
+                if list(row.terms) != found.terms or row.snippet != found.snippet:
+                    report.changes.append(Change(article.id, article.title, article.link,
+                                                 list(row.terms), found.terms, found.snippet))
+                    articles.update_match(row, found)
+            if not alert:
+                continue
+            root, root_is_seed = articles.original_of(session, article.id)
+            if root_is_seed:
+                continue
+            done = articles.alerted_channels(session, root, watchlist)
+            done |= articles.alerted_channels(session, article.id, watchlist)
+            report.alerts += articles.add_alerts(
+                session, article.id, match_id, watchlist,
+                [c for c in channels if c not in done], now)
+    return report

@@ -1,0 +1,242 @@
+"""Watchlist format and tools: the query language, entities with options, fuzziness rules,
+fixtures run by `monitor check`, `monitor explain` and `monitor backfill` over stored articles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor import query as q
+from monitor.cli import main
+from monitor.match import Entity, Guard, Matcher, Rule, Term, Watchlist, fuzzy_distance
+from tests.conftest import Mailbox, Route, Web, write_config
+from tests.test_end_to_end import page, rss
+
+
+def one(wl: Watchlist, title: str, text: str = "") -> list[str]:
+    """The labels of the spans the watchlist finds, in order."""
+    found = Matcher([wl]).match(title, text)
+    return [s.term for s in found[0].spans] if found else []
+
+
+# -- the query language ------------------------------------------------------------------------
+
+def test_queries_parse_with_the_usual_precedence() -> None:
+    tree = q.parse('Wagner NEAR/5 (Mali OR "Burkina Faso") AND NOT title:opera')
+    assert tree == q.And((q.Near(q.Word("Wagner"), q.Or((q.Word("Mali"),
+                                                         q.Word("Burkina Faso"))), 5),
+                          q.Not(q.Word("opera", "title"))))
+    assert q.parse("a b OR c") == q.Or((q.And((q.Word("a"), q.Word("b"))), q.Word("c")))
+    assert q.parse("a NEAR b") == q.Near(q.Word("a"), q.Word("b"), q.DEFAULT_NEAR)
+    assert q.parse("@goita OR body:mercenar*") == q.Or((q.Ref("goita"),
+                                                        q.Word("mercenar*", "body")))
+    assert q.parse("wagner and mali") == q.And((q.Word("wagner"), q.Word("and"),
+                                                q.Word("mali")))  # operators are upper-case
+
+
+@pytest.mark.parametrize("query, message", [
+    ("", "empty query"),
+    ("Wagner AND", "ends where a word was expected"),
+    ("(Wagner OR Mali", "parenthesis at character 1 is not closed"),
+    ("Wagner)", "unexpected ')' at character 7"),
+    ('"" OR Mali', "empty phrase"),
+    ("NOT opera", "only excludes"),
+    ("Wagner NEAR/0 Mali", "distance must be 1 to 200"),
+    ("Wagner NEAR/5 NOT opera", "needs words on both sides"),
+])
+def test_bad_queries_say_what_and_where(query: str, message: str) -> None:
+    with pytest.raises(q.QueryError, match=re.escape(message)):
+        q.parse(query)
+
+
+def test_rules_combine_words_phrases_fields_and_proximity() -> None:
+    wl = Watchlist("x", rules=(
+        Rule("near", 'Wagner NEAR/3 (Mali OR "Burkina Faso") AND NOT opera'),
+        Rule("headline", "title:Takuba"),
+    ))
+    assert one(wl, "", "Wagner fighters left Mali.") == ["near", "near"]
+    assert one(wl, "", "Wagner said the fighters of the group had left Mali.") == []  # 8 apart
+    assert one(wl, "", "In Burkina Faso, Wagner men arrived.") == ["near", "near"]
+    assert one(wl, "", "Wagner fighters left Mali; the opera closed.") == []
+    assert one(wl, "Takuba leaves", "") == ["headline"]
+    assert one(wl, "News", "Takuba leaves") == []  # title: only
+    # words of a rule match like terms: inflections, clitics, diacritics
+    wl_ru = Watchlist("x", rules=(Rule("ru", "Вагнер NEAR/4 Мали"),))
+    assert one(wl_ru, "", "Бойцы Вагнера ушли из Мали.") == ["ru", "ru"]
+
+
+def test_entity_references_bring_every_alias_and_the_guards() -> None:
+    goita = Entity("Assimi Goïta", (Term("Assimi Goïta"), Term("Гоита"), Term("غويتا")), "goita")
+    wagner = Entity("Wagner Group", (Term("Wagner Group"), Term("Wagner")), "wagner")
+    wl = Watchlist("x", entities=(), rules=(Rule("r", "@goita NEAR/8 @wagner"),))
+    wl = Watchlist("x", entities=(goita, wagner), rules=wl.rules,
+                   guards=(Guard(("Wagner",), not_near=("opera",)),))
+    found = Matcher([wl]).match("", "Гоиту видели с Wagner")
+    assert found and "r" in found[0].terms
+    found = Matcher([wl]).match("", "Гоиту видели в опере Wagner opera")
+    assert found and found[0].terms == ["Assimi Goïta"]  # the guarded alias does not count
+
+
+def test_a_rule_naming_an_unknown_entity_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('[[watchlists]]\nname = "x"\n[[watchlists.rules]]\nname = "r"\n'
+                   'query = "@nobody OR Mali"\n')
+    assert main(["--config", str(cfg), "check"]) == 2
+
+
+# -- entities and per-term options ---------------------------------------------------------------
+
+def test_fuzziness_follows_the_safe_rules() -> None:
+    assert fuzzy_distance("MINUSMA") == 0  # all capitals: never
+    assert fuzzy_distance("Wagner") == 0  # under 7 letters
+    assert fuzzy_distance("Korybko") == 1
+    assert fuzzy_distance("Prigozhine") == 2
+    assert fuzzy_distance("G5Sahel1") == 0  # digits
+    wl = Watchlist("x", entities=(
+        Entity("Korybko", (Term("Andrew Korybko", fuzzy=True),)),
+        Entity("MINUSMA", (Term("MINUSMA", fuzzy=True),)),
+        Entity("Deby", (Term("Mahamat Deby", fuzzy=True),)),
+        Entity("Lavrov", (Term("Sergei Lavrov", fuzzy=True),)),
+    ))
+    assert one(wl, "", "Andrew Korbyko wrote it.") == ["Korybko"]  # a swap is one edit
+    assert one(wl, "", "Andrew Kobryok wrote it.") == []  # two edits on 7 letters
+    assert one(wl, "", "Korbyko Andrew wrote it.") == []  # the words in order
+    assert one(wl, "", "MINUSCA stays in Bangui.") == []
+    assert one(wl, "", "Mahamet Deby flew in.") == ["Deby"]
+    assert one(wl, "", "Mahamet Deba flew in.") == []  # "Deby" is too short to bend
+    assert one(wl, "", "Sergey Lavrov spoke.") == []  # 6 letters: an alias's job
+
+
+def test_exact_and_capitalised_aliases() -> None:
+    wl = Watchlist("x", entities=(
+        Entity("Chad", (Term("Chad", capitalised=True), Term("Чад", capitalised=True))),
+        Entity("Niger", (Term("Нигер", exact=True),)),
+        Entity("Wagner", (Term("Вагнер"),)),
+    ))
+    assert one(wl, "", "Chad closed its border.") == ["Chad"]
+    assert one(wl, "", "a hanging chad") == []
+    assert one(wl, "", "В Чаде прошли выборы.") == ["Chad"]
+    assert one(wl, "", "в чаду кутежа") == []
+    assert one(wl, "", "Выборы в Нигер.") == ["Niger"]
+    assert one(wl, "", "Выборы в Нигерии.") == []  # exact: no case endings
+    assert one(wl, "", "с Вагнером") == ["Wagner"]  # not exact: declined
+
+
+def test_spans_point_at_the_original_text_and_the_snippet_marks_them() -> None:
+    text = "Intro.\n\n  The colonel, Assimi GOÏTA’s ally, met «Вагнер»   in Gao."
+    wl = Watchlist("x", terms=("Goïta", "Вагнер", "Gao"))
+    found = Matcher([wl]).match("", text)[0]
+    assert [text[s.start:s.end] for s in found.spans] == ["GOÏTA’s", "Вагнер", "Gao"]
+    assert [found.snippet[a:b] for a, b in found.marks] == ["GOÏTA’s", "Вагнер", "Gao"]
+    assert "\n" not in found.snippet and "  " not in found.snippet
+
+
+# -- fixtures, explain, backfill -----------------------------------------------------------------
+
+def test_check_runs_the_fixtures_and_names_each_failure(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    (tmp_path / "watchlists").mkdir()
+    wfile = tmp_path / "watchlists" / "desk.toml"
+    wfile.write_text('terms = ["Wagner"]\nchannels = []\n[fixtures]\n'
+                     'must_match = ["Wagner fighters in Mali", "Prigozhin dies"]\n'
+                     'must_not_match = ["Wagner opera tonight"]\n')
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text('watchlist_files = ["watchlists/*.toml"]\n')
+    assert main(["--config", str(cfg), "check"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"config error: {wfile}: fixtures.must_match[1]: not matched: 'Prigozhin dies'",
+        f"config error: {wfile}: fixtures.must_not_match[0]: matched (Wagner): "
+        "'Wagner opera tonight'",
+    ]
+
+
+def test_the_shipped_fixtures_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import ROOT
+
+    assert main(["--config", str(ROOT / "config" / "monitor.toml"), "check"]) == 0
+
+
+def test_explain_says_what_matched_where_and_what_was_set_aside(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import ROOT
+
+    cfg = str(ROOT / "config" / "monitor.toml")
+    assert main(["--config", cfg, "explain", "--title", "Bayreuth opens with Wagner's Ring",
+                 "The opera house was full."]) == 1
+    out = capsys.readouterr().out
+    assert "no match" in out and "set aside 'Wagner Group' at title 20-28 \"Wagner's\"" in out
+    assert main(["--config", cfg, "explain", "Andrew Korbyko says Wagner fighters left Gao"]) == 0
+    out = capsys.readouterr().out
+    assert "MATCH: Andrew Korybko, Wagner Group, Gao" in out
+    assert "'korbyko' is 1 edit from 'Korybko'" in out
+    assert main(["--config", cfg, "explain", "--watchlist", "nope", "x"]) == 2
+
+
+def test_backfill_records_past_matches_and_alerts_only_when_asked(
+        tmp_path: Path, db_url: str, web: Web, smtp: tuple[Mailbox, int],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    box, port = smtp
+    web.routes.update({
+        "/a/1": Route(200, page("Goïta meets envoys", "Colonel Assimi Goïta met envoys in "
+                                "Bamako on Monday to discuss the transition calendar. " * 3),
+                      {"Content-Type": "text/html"}),
+        "/a/2": Route(200, page("Council budget", "The council argued about bus tickets and "
+                                "the bridge repair for three hours. " * 3),
+                      {"Content-Type": "text/html"}),
+        "/rss.xml": Route(200, rss([("Goïta meets envoys", web.url("/a/1"), "x"),
+                                    ("Council budget", web.url("/a/2"), "y")]),
+                          {"Content-Type": "application/rss+xml"}),
+    })
+    args = dict(db_url=db_url, feeds=[web.url("/rss.xml")], smtp_port=port, slack_url=None,
+                allowed=[f"127.0.0.1:{web.port}"], seeds=False)
+    cfg = write_config(tmp_path / "monitor.toml", terms=("Takuba",), **args)  # type: ignore[arg-type]
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert box.messages == []  # nothing matched "Takuba"
+
+    # The desk adds Goïta: explain --history previews, backfill records; no mail without --alert.
+    cfg = write_config(tmp_path / "monitor.toml", terms=("Takuba", "Goïta"), **args)  # type: ignore[arg-type]
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "explain", "--history"]) == 0
+    out = capsys.readouterr().out
+    assert "sahel: 1 of 2 stored articles match; 1 would change" in out
+    assert "no match -> Goïta: 'Goïta meets envoys'" in out
+    assert main(["--config", str(cfg), "backfill"]) == 0
+    assert "1 new matches recorded, 0 updated, 0 alerts queued" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert box.messages == []
+    assert main(["--config", str(cfg), "explain", "--history"]) == 0
+    assert "0 would change" in capsys.readouterr().out
+
+    # Asked to alert: the past article goes out once, and only once.
+    assert main(["--config", str(cfg), "backfill", "--alert"]) == 0
+    assert "0 new matches recorded, 0 updated, 1 alerts queued" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    assert len(box.messages) == 1
+    body = box.messages[0].get_body(("plain",))
+    assert body is not None and "Goïta meets envoys" in body.get_content()
+    assert main(["--config", str(cfg), "backfill", "--alert"]) == 0
+    assert "0 alerts queued" in capsys.readouterr().out
+
+
+def test_vectorised_folding_equals_folding_char_by_char() -> None:
+    import random
+
+    from monitor.text import _fold_slow, fold
+
+    rnd = random.Random(5)
+    samples = ["فَاغْنَر ـــ أإآٱ", "Straße İstanbul GOÏTA … ½ ﬁ", "𝐖𝐚𝐠𝐧𝐞𝐫 😀 Ｗａｇｎｅｒ", "a\x00b"]
+    for _ in range(2000):
+        samples.append("".join(chr(rnd.choice([rnd.randrange(0x20, 0x800),
+                                               rnd.randrange(0x300, 0x370),
+                                               rnd.randrange(0x600, 0x700),
+                                               rnd.randrange(0x2000, 0x2100),
+                                               rnd.randrange(0xFB00, 0xFE00),
+                                               rnd.randrange(0x10000, 0x30000)]))
+                               for _ in range(rnd.randrange(1, 30))))
+    for sample in samples:
+        assert fold(sample) == _fold_slow(sample), repr(sample)
