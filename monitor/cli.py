@@ -160,13 +160,20 @@ def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: config.Settings, _args: argparse.Namespace) -> int:
+    from monitor.reload import Reloader
     from monitor.scheduler import run_daemon
     from monitor.store.db import daemon_lock
 
     with daemon_lock(settings.sqlite_path()):
         service = Service(settings)
         service.prepare()
-        finished = run_daemon(service)
+        problems = fixture_problems(settings)
+        if problems:  # a watchlist that fails its own fixtures does not start
+            for problem in problems:
+                print(f"config error: {problem}", file=sys.stderr)
+            service.close()
+            return 2
+        finished = run_daemon(service, Reloader(settings.source, settings))
         if not finished:  # worker threads still busy: leave now, leases and transactions cover it
             logging.shutdown()
             os._exit(0)

@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import ahocorasick
+import ahocorasick_rs
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
@@ -258,13 +258,20 @@ class _Text:
     def hits(self, term: _Term, field: str) -> list[Hit]:
         return self._exact[field].get(term.id, [])
 
+    def _near_words(self, field: str) -> tuple[dict[str, dict[str, int]], dict[str, list[int]]]:
+        if field not in self._near:
+            self._near[field] = self.matcher._fuzzy.near(self.fields[field])
+        return self._near[field]
+
+    def near_tokens(self, field: str) -> set[str]:
+        """The bendable words of fuzzy terms that have a word within reach in this field."""
+        return set(self._near_words(field)[0])
+
     def fuzzy_hits(self, term: _Term, field: str) -> list[tuple[Hit, str]]:
         """Places where the words of a fuzzy term appear with spelling noise, in order."""
         key = (field, term.id)
         if key not in self._fuzzy:
-            if field not in self._near:
-                self._near[field] = self.matcher._fuzzy.near(self.fields[field])
-            near, where = self._near[field]
+            near, where = self._near_words(field)
             self._fuzzy[key] = _fuzzy_places(term, self.fields[field], near, where)
         return self._fuzzy[key]
 
@@ -275,11 +282,14 @@ class _FuzzyIndex:
 
     def __init__(self) -> None:
         self.allowance: dict[str, int] = {}
+        self.by_letter: dict[str, list[str]] = {}
 
     def add(self, term: _Term) -> None:
         assert term.fuzzy is not None
         for (distance, _), word in zip(term.fuzzy, term.words, strict=True):
             if distance:
+                if word not in self.allowance:
+                    self.by_letter.setdefault(word[0], []).append(word)
                 self.allowance[word] = max(distance, self.allowance.get(word, 0))
 
     def near(self, f: _Field) -> tuple[dict[str, dict[str, int]], dict[str, list[int]]]:
@@ -290,14 +300,12 @@ class _FuzzyIndex:
         for i, (s, e) in enumerate(f.words):
             where.setdefault(text[s:e], []).append(i)
         by_letter: dict[str, list[str]] = {}
-        for word in where:
-            if len(word) >= 5:
-                by_letter.setdefault(word[0], []).append(word)
-        tokens_by_letter: dict[str, list[str]] = {}
-        for token in self.allowance:
-            tokens_by_letter.setdefault(token[0], []).append(token)
+        if self.allowance:
+            for word in where:
+                if len(word) >= 5:
+                    by_letter.setdefault(word[0], []).append(word)
         near: dict[str, dict[str, int]] = {}
-        for letter, tokens in tokens_by_letter.items():
+        for letter, tokens in self.by_letter.items():
             words = by_letter.get(letter)
             if not words:
                 continue
@@ -398,6 +406,28 @@ class _Compiled:
     entities: dict[str, _Item]
     rules: list[_Rule]
     guards: dict[int, _Guard]  # term id -> its guard
+    by_term: dict[int, list[int]] = field(default_factory=dict)  # term id -> item indexes
+    fuzzy_tokens: dict[int, set[str]] = field(default_factory=dict)  # item -> bendable words
+
+    def __post_init__(self) -> None:
+        for i, item in enumerate(self.items):
+            for term in item.terms:
+                self.by_term.setdefault(term.id, []).append(i)
+                if term.fuzzy is not None:
+                    self.fuzzy_tokens.setdefault(i, set()).update(
+                        w for (d, _), w in zip(term.fuzzy, term.words, strict=True) if d)
+
+    def candidates(self, doc: _Text) -> list[_Item]:
+        """The items with something to look at in this text: an exact hit of one of their
+        terms, or a word within reach of one of their bendable words."""
+        found: set[int] = set()
+        for field_hits in doc._exact.values():
+            for tid in field_hits:
+                found.update(self.by_term.get(tid, ()))
+        if self.fuzzy_tokens:
+            near = set().union(*(doc.near_tokens(f) for f in doc.fields))
+            found.update(i for i, tokens in self.fuzzy_tokens.items() if tokens & near)
+        return [self.items[i] for i in sorted(found)]
 
 
 def _fields(names: Iterable[str]) -> tuple[str, ...]:
@@ -410,12 +440,16 @@ class Matcher:
                  snippet_chars: int = 240):
         self.snippet_chars = snippet_chars
         self._terms: dict[tuple[str, bool, bool, bool], _Term] = {}
-        self._automaton = ahocorasick.Automaton()
+        self._by_key: dict[str, list[_Term]] = {}
         self._fuzzy = _FuzzyIndex()
         self.watchlists = [self._compile(w if isinstance(w, Watchlist) else Watchlist(
             w[0], tuple(w[1]), guards=tuple(w[2]) if len(w) > 2 else ())) for w in watchlists]
-        if len(self._automaton):
-            self._automaton.make_automaton()
+        self._keys = list(self._by_key)
+        self._groups = [self._by_key[k] for k in self._keys]
+        # whether a group may start inside a word (Arabic clitics before the key)
+        self._clitic = [any(t.arabic_first for t in g) for g in self._groups]
+        self._automaton = ahocorasick_rs.AhoCorasick(
+            self._keys, implementation=ahocorasick_rs.Implementation.DFA) if self._keys else None
 
     # -- compiling ----------------------------------------------------------------------------
 
@@ -429,10 +463,7 @@ class Matcher:
             self._terms[key] = term
             if term.fuzzy is not None:
                 self._fuzzy.add(term)
-            if term.key in self._automaton:
-                self._automaton.get(term.key).append(term)
-            else:
-                self._automaton.add_word(term.key, [term])
+            self._by_key.setdefault(term.key, []).append(term)
         return term
 
     def _compile(self, wl: Watchlist) -> _Compiled:
@@ -471,12 +502,13 @@ class Matcher:
         """Every term of every watchlist found in one field (exact forms; guards not applied)."""
         text = f.folded.text
         found: dict[int, list[Hit]] = {}
-        if not text or not len(self._automaton):
+        if not text or self._automaton is None:
             return found
-        for last, terms in self._automaton.iter(text):
-            start = last - len(terms[0].key) + 1
+        for index, start, _end in self._automaton.find_matches_as_indexes(text, overlapping=True):
             inside_word = start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
-            for term in terms:
+            if inside_word and not self._clitic[index]:
+                continue
+            for term in self._groups[index]:
                 at = start
                 if inside_word:
                     if not term.arabic_first:
@@ -547,7 +579,7 @@ class Matcher:
         terms, rules) that matched, in the order the text has them."""
         hits: list[tuple[str, Hit, str]] = []
         entity_hits: dict[int, list[tuple[str, Hit]]] = {}
-        for item in wl.items:
+        for item in wl.candidates(doc):
             found: list[tuple[str, Hit]] = []
             seen: set[tuple[str, Hit]] = set()
             for term in sorted(item.terms, key=lambda t: t.fuzzy is not None):
@@ -585,7 +617,7 @@ class Matcher:
         if isinstance(node, q.Ref):
             item = wl.entities[node.entity]
             scope = _fields([node.field]) if node.field else fields
-            places = [(fn, h) for fn, h in entity_hits[id(item)] if fn in scope]
+            places = [(fn, h) for fn, h in entity_hits.get(id(item), []) if fn in scope]
             return bool(places), places
         if isinstance(node, q.Not):
             ok, _ = self._eval(doc, wl, node.child, fields, entity_hits)

@@ -16,15 +16,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StorageError
+from monitor.reload import Reloader
 from monitor.service import Service
 
 log = logging.getLogger("monitor")
 SHUTDOWN_GRACE = 8.0
 
 
-def run_daemon(service: Service) -> bool:
-    """Run cycles until SIGTERM/SIGINT. Returns False when work was abandoned at shutdown
-    (safe: every stored step is a transaction and leases expire)."""
+def run_daemon(service: Service, reloader: Reloader | None = None) -> bool:
+    """Run cycles until SIGTERM/SIGINT; SIGHUP, or an edit of the config's files, reloads the
+    config at the next cycle. Returns False when work was abandoned at shutdown (safe: every
+    stored step is a transaction and leases expire)."""
     tick = service.settings.poll.tick
     stop = threading.Event()
     idle = threading.Event()
@@ -35,9 +37,19 @@ def run_daemon(service: Service) -> bool:
         service.stopping.set()
         stop.set()
 
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        if reloader is not None:
+            log.info("signal SIGHUP: reloading the config")
+            reloader.requested.set()
+            scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
+
     def cycle() -> None:
         idle.clear()
         try:
+            if reloader is not None:
+                fresh = reloader.check()
+                if fresh is not None:
+                    service.apply(fresh)
             results = service.cycle()
             failed = sum(r.status == "failed" for r in results)
             if results:
@@ -49,6 +61,7 @@ def run_daemon(service: Service) -> bool:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     scheduler = BackgroundScheduler(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(tick)},

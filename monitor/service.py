@@ -73,6 +73,27 @@ class RelayReport:
     errors: list[str] = field(default_factory=list)
 
 
+def _fetcher(settings: Settings, clock: Callable[[], datetime], resolver: Resolver) -> Fetcher:
+    f = settings.fetch
+    return Fetcher(
+        policy=AddressPolicy.from_settings(f.allow_private_addresses, f.allowed_hosts),
+        user_agent=f.user_agent, timeout=f.timeout, connect_timeout=f.connect_timeout,
+        max_redirects=f.max_redirects, per_host=f.per_host,
+        max_connections=max(f.workers * 2, 8), resolver=resolver, clock=clock,
+    )
+
+
+def _documents(settings: Settings) -> DocumentWorkers:
+    d = settings.documents
+    return DocumentWorkers(processes=d.processes, timeout=d.timeout, memory_mib=d.memory_limit)
+
+
+def _renderer(settings: Settings) -> Renderer:
+    templates = settings.resolve(settings.digest.templates) if settings.digest.templates \
+        else None
+    return Renderer(templates, settings.channels.email.subject)
+
+
 class Service:
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
                  resolver: Resolver = system_resolver) -> None:
@@ -80,23 +101,14 @@ class Service:
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{db.pid_namespace()}:{id(self):x}"
         self.engine, self.sessions = db.open_database(settings.storage.url)
-        f = settings.fetch
-        self.fetcher = Fetcher(
-            policy=AddressPolicy.from_settings(f.allow_private_addresses, f.allowed_hosts),
-            user_agent=f.user_agent, timeout=f.timeout, connect_timeout=f.connect_timeout,
-            max_redirects=f.max_redirects, per_host=f.per_host,
-            max_connections=max(f.workers * 2, 8), resolver=resolver, clock=clock,
-        )
-        d = settings.documents
-        self.documents = DocumentWorkers(processes=d.processes, timeout=d.timeout,
-                                         memory_mib=d.memory_limit)
+        self._resolver = resolver
+        self.fetcher = _fetcher(settings, clock, resolver)
+        self.documents = _documents(settings)
         self.matcher = matcher_for(settings)
         self.channels: dict[str, list[str]] = {
             w.name: settings.channels_of(w) for w in settings.watchlists
         }
-        templates = settings.resolve(settings.digest.templates) if settings.digest.templates \
-            else None
-        self.renderer = Renderer(templates, settings.channels.email.subject)
+        self.renderer = _renderer(settings)
         self.stopping = threading.Event()
 
     def close(self) -> None:
@@ -114,6 +126,29 @@ class Service:
             feed_store.sync_feeds(session, [(f.url, f.name, f.interval or interval)
                                             for f in self.settings.feeds], now)
         seeds.load_seeds(self.sessions, self.settings.seed_paths(), now)
+
+    def apply(self, new: Settings) -> None:
+        """Take a reloaded config: watchlists, channels, feeds, seeds, fetch and templates
+        apply from the next step on; what needs a restart is said so."""
+        old = self.settings
+        for key, before, after in (("storage.url", old.storage.url, new.storage.url),
+                                   ("poll.tick", old.poll.tick, new.poll.tick)):
+            if before != after:
+                log.warning("reload: %s changed; it applies at the next restart", key)
+        new = new.model_copy(update={"storage": old.storage,
+                                     "poll": new.poll.model_copy(update={"tick": old.poll.tick})})
+        if new.fetch != old.fetch:
+            self.fetcher.close()
+            self.fetcher = _fetcher(new, self.clock, self._resolver)
+        if new.documents != old.documents:
+            self.documents.close()
+            self.documents = _documents(new)
+        self.settings = new
+        self.matcher = matcher_for(new)
+        self.channels = {w.name: new.channels_of(w) for w in new.watchlists}
+        self.renderer = _renderer(new)
+        self.prepare()
+        log.info("reloaded: %d feeds, %d watchlists", len(new.feeds), len(new.watchlists))
 
     def reap(self) -> int:
         """Free the leases of processes of this host that died (kill -9, crash), so their feeds

@@ -114,6 +114,25 @@ def _tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.intp], dict[int, l
     return table, lengths, expansions
 
 
+@functools.cache
+def _special() -> re.Pattern[str]:
+    """Any character that folding changes (beyond lower-casing), or from the astral planes."""
+    table, lengths, _ = _tables()
+    import numpy as np
+
+    points = np.flatnonzero((table != np.arange(len(table))) | (lengths != 1))
+    points = points[points < 0x10000]
+    ranges: list[list[int]] = []
+    for cp in points.tolist():
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    parts = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+                    for a, b in ranges)
+    return re.compile(f"[{parts}\U00010000-\U0010ffff]")
+
+
 @dataclass(frozen=True)
 class Folded:
     """Folded text; ``source(i)`` is the index in the original of folded character ``i``."""
@@ -134,6 +153,14 @@ def fold_text(text: str) -> Folded:
     pass over the code points, the same result as folding character by character."""
     if text.isascii():
         return Folded(text.lower(), None)
+    # Most text needs no more than lower-casing and straight apostrophes: check, then done.
+    low = text.lower()
+    if len(low) == len(text):
+        for curly in "’‘ʼ´":
+            if curly in low:
+                low = low.replace(curly, "'")
+        if _special().search(low) is None:
+            return Folded(low, None)
     import numpy as np
 
     table, lengths, expansions = _tables()

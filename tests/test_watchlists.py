@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -240,3 +241,87 @@ def test_vectorised_folding_equals_folding_char_by_char() -> None:
                                for _ in range(rnd.randrange(1, 30))))
     for sample in samples:
         assert fold(sample) == _fold_slow(sample), repr(sample)
+
+
+# -- reload -------------------------------------------------------------------------------------
+
+def _wait_for(predicate: Any, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def test_edits_and_sighup_reload_the_running_daemon_and_a_broken_edit_is_refused(
+        tmp_path: Path, web: Web, smtp: tuple[Mailbox, int]) -> None:
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from tests.conftest import ROOT
+
+    box, port = smtp
+    items: list[tuple[str, str, str]] = []
+
+    def publish(title: str, text: str) -> None:
+        path = f"/a/{len(items)}"
+        web.routes[path] = Route(200, page(title, (text + " ") * 4),
+                                 {"Content-Type": "text/html"})
+        items.append((title, web.url(path), text))
+        web.routes["/rss.xml"] = Route(200, rss(items), {"Content-Type": "application/rss+xml"})
+
+    publish("Takuba convoy leaves Ménaka", "The European task force Takuba left Ménaka today.")
+    (tmp_path / "watchlists").mkdir()
+    desk = tmp_path / "watchlists" / "desk.toml"
+    desk.write_text('terms = ["Wagner"]\nchannels = ["email"]\nurgent = true\n')
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=[web.url("/rss.xml")], smtp_port=port, slack_url=None,
+                       allowed=[f"127.0.0.1:{web.port}"], seeds=False,
+                       terms=("Barkhane",))
+    cfg.write_text('watchlist_files = ["watchlists/*.toml"]\n' + cfg.read_text()
+                   + '[poll]\ntick = "1s"\ninterval = "1s"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(cfg), "run"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log: list[str] = []
+    threading.Thread(target=lambda: log.extend(
+        line.decode(errors="replace") for line in iter(proc.stdout.readline, b"")),  # type: ignore[union-attr]
+        daemon=True).start()
+
+    def said(text: str, times: int = 1) -> bool:
+        return sum(text in line for line in log) >= times
+
+    try:
+        _wait_for(lambda: said("cycle feeds=1"))
+        # The desk adds Takuba: the edit applies without a restart.
+        desk.write_text('terms = ["Wagner", "Takuba"]\nchannels = ["email"]\n'
+                        'urgent = true\n')
+        _wait_for(lambda: said("reloaded: 1 feeds, 2 watchlists"))
+        publish("Takuba hands over its base", "Takuba handed its base in Gao to the army.")
+        _wait_for(lambda: any("Takuba hands over" in str(m) for m in box.messages), 60)
+
+        # A broken edit is refused, one line naming the file; the running watchlist stays.
+        desk.write_text('terms = ["Wagner", "Takuba"\n')
+        _wait_for(lambda: said("reload refused"))
+        refused = [line for line in log if "reload refused" in line]
+        assert str(desk) in refused[0]
+        publish("Takuba's last patrol", "A last patrol of Takuba reached Gao.")
+        _wait_for(lambda: any("last patrol" in str(m) for m in box.messages), 60)
+        assert proc.poll() is None
+
+        # A fixture the edit breaks refuses it too; SIGHUP asks for a reload at once.
+        desk.write_text('terms = ["Wagner"]\nchannels = ["email"]\n[fixtures]\n'
+                        'must_match = ["Takuba leaves"]\n')
+        _wait_for(lambda: said("fixtures.must_match[0]: not matched"))
+        desk.write_text('terms = ["Wagner", "Takuba", "Gao"]\nchannels = ["email"]\n')
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: said("reloaded: 1 feeds, 2 watchlists", 2))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        proc.stdout.close()  # type: ignore[union-attr]
+    titles = [m["Subject"] for m in box.messages]
+    assert not any("Ménaka" in str(m) for m in box.messages), titles  # before the edit

@@ -1,0 +1,96 @@
+"""One reload mechanism for everything the config names: the config file, the watchlist files
+its globs match and the seed files. SIGHUP asks for a reload; so does any change to those files,
+noticed at the next tick. A reload that fails validation (a TOML error, an unknown key, a query
+that does not parse, a fixture the edited watchlist now gets wrong) is refused, line by line,
+and the running config stays.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from monitor import config
+from monitor.config import Settings
+from monitor.errors import ConfigError, ConfigProblem
+from monitor.watchlists import fixture_problems
+
+log = logging.getLogger("monitor")
+
+Stamp = tuple[tuple[str, int, int], ...]
+
+
+def _files(path: Path, settings: Settings | None) -> list[Path]:
+    """The files that make up the config now: the file itself, what its watchlist globs match
+    (read from the file as it is, so a new glob counts), and the seed files."""
+    files = [path]
+    base = path.resolve().parent
+    try:
+        import tomllib
+
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        patterns = raw.get("watchlist_files", [])
+    except (OSError, ValueError):
+        patterns = []
+    for pattern in patterns if isinstance(patterns, list) else []:
+        if isinstance(pattern, str):
+            full = pattern if os.path.isabs(pattern) else str(base / pattern)
+            files += [Path(p) for p in sorted(glob.glob(full))]
+    if settings is not None:
+        for seeds in settings.seed_paths():
+            files += sorted(p for p in seeds.rglob("*") if p.is_file()) if seeds.is_dir() \
+                else [seeds]
+    return files
+
+
+def stamp(path: Path, settings: Settings | None) -> Stamp:
+    out = []
+    for f in _files(path, settings):
+        try:
+            st = f.stat()
+            out.append((str(f), st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((str(f), -1, -1))
+    return tuple(out)
+
+
+class Reloader:
+    """Watches the config's files; ``check`` returns new settings when they changed (or a
+    reload was asked for) and are valid, None otherwise."""
+
+    def __init__(self, path: str | os.PathLike[str], settings: Settings,
+                 env: Mapping[str, str] | None = None,
+                 load: Callable[[Path], Settings] | None = None) -> None:
+        self.path = Path(path)
+        self.env = env
+        self._load = load or (lambda p: config.load(p, env=self.env))
+        self.settings = settings
+        self._stamp = stamp(self.path, settings)
+        self.requested = threading.Event()  # set by SIGHUP
+
+    def check(self) -> Settings | None:
+        now = stamp(self.path, self.settings)
+        if now == self._stamp and not self.requested.is_set():
+            return None
+        self.requested.clear()
+        self._stamp = now
+        try:
+            new = self._load(self.path)
+            problems = fixture_problems(new)
+            if problems:
+                raise ConfigError(problems)
+        except ConfigError as e:
+            for problem in e.problems:
+                log.error("reload refused, the running config stays: %s", problem)
+            return None
+        except OSError as e:
+            log.error("reload refused, the running config stays: %s",
+                      ConfigProblem(str(self.path), "", e.strerror or str(e)))
+            return None
+        self.settings = new
+        self._stamp = stamp(self.path, new)
+        return new
