@@ -6,6 +6,7 @@ Exit codes: 0 ok, 2 bad usage or invalid config, 1 runtime failure.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in e.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return 2
-    _setup_logging(settings.log.level)
+    _setup_logging(settings.log.level, settings.log.format)
     commands: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
         "run": cmd_run, "once": cmd_once, "digest": cmd_digest, "check": cmd_check,
         "status": cmd_status, "explain": cmd_explain, "backfill": cmd_backfill,
@@ -115,9 +116,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and a record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def _setup_logging(level: str, form: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler], force=True)
     for noisy in ("httpx", "httpcore", "apscheduler", "trafilatura", "alembic", "slack_sdk"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
 

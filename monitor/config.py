@@ -521,6 +521,31 @@ class DigestSettings(_Section):
 
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    format: Literal["text", "json"] = Field(
+        "text", description="'json': one JSON object per line (time, level, message and the "
+        "fields of feed results), for log collectors."
+    )
+
+
+class HttpSettings(_Section):
+    enabled: bool = Field(
+        False, description="Serve /healthz, /metrics (Prometheus) and /feeds/<watchlist>.atom."
+    )
+    listen: str = Field(
+        "127.0.0.1:9108", description="host:port of the endpoint (loopback unless you say "
+        "otherwise; it has no authentication)."
+    )
+    atom_items: Annotated[int, Field(ge=1, le=1000)] = Field(
+        50, description="Matches per watchlist in its Atom feed."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        _host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {v!r}")
+        return v
 
 
 class Settings(_Section):
@@ -539,6 +564,7 @@ class Settings(_Section):
     channels: ChannelSettings = ChannelSettings()
     digest: DigestSettings = DigestSettings()
     log: LogSettings = LogSettings()
+    http: HttpSettings = HttpSettings()
 
     # Filled by load(), not by the user.
     source: str = Field("", exclude=True, description="internal")

@@ -22,6 +22,7 @@ from monitor.errors import FeedError, FetchError, RetryLater
 from monitor.feeds import Entry
 from monitor.fetch import Fetched, Fetcher
 from monitor.match import Matcher, WatchlistMatch
+from monitor.ops import STAGE_SECONDS
 from monitor.schedule import backoff
 from monitor.store import articles
 from monitor.store import feeds as feed_store
@@ -74,15 +75,17 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
     document is fetched and parsed again)."""
     now = ctx.clock()
     try:
-        fetched = ctx.fetcher.get(job.url, max_bytes=ctx.settings.fetch.feed_max_bytes,
-                                  etag=job.etag, last_modified=job.last_modified,
-                                  accept=FEED_ACCEPT)
+        with STAGE_SECONDS.labels("feed_fetch").time():
+            fetched = ctx.fetcher.get(job.url, max_bytes=ctx.settings.fetch.feed_max_bytes,
+                                      etag=job.etag, last_modified=job.last_modified,
+                                      accept=FEED_ACCEPT)
         if not isinstance(fetched, Fetched):
             return _succeeded(ctx, job, now, "not-modified", not_modified=True)
         body_hash = hashlib.sha256(fetched.body).hexdigest()
         if body_hash == job.body_hash:  # a server that ignores validators
             return _succeeded(ctx, job, now, "unchanged", not_modified=True)
-        parsed = ctx.documents.parse(fetched.body, fetched.url, now, fetched.content_type)
+        with STAGE_SECONDS.labels("parse").time():
+            parsed = ctx.documents.parse(fetched.body, fetched.url, now, fetched.content_type)
     except RetryLater as e:
         return _failed(ctx, job, now, str(e), wait=e.retry_after)
     except (FetchError, FeedError) as e:
@@ -132,16 +135,20 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
         if same_url is not None:  # one article in two feeds, or reposted in this one
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
-    text, source, fetch_error = article_text(ctx, entry)
-    fp = fingerprint(text)
-    matches = ctx.matcher.match(entry.title, text)
-    with ctx.sessions.begin() as session:
+    with STAGE_SECONDS.labels("page").time():  # fetch and extract
+        text, source, fetch_error = article_text(ctx, entry)
+    with STAGE_SECONDS.labels("fingerprint").time():
+        fp = fingerprint(text)
+    with STAGE_SECONDS.labels("match").time():
+        matches = ctx.matcher.match(entry.title, text)
+    with STAGE_SECONDS.labels("store").time(), ctx.sessions.begin() as session:
         articles.lock_for_dedup(session)
         same_url = articles.by_canonical_url(session, entry.canonical)
         if same_url is not None:  # stored by another worker meanwhile
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
-        verdict = copy_verdict(session, text, fp)
+        with STAGE_SECONDS.labels("dedup").time():
+            verdict = copy_verdict(session, text, fp)
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
                               if verdict else (None, False))
         article_id = articles.insert_article(session, Article(

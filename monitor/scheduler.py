@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor import ops
 from monitor.errors import StorageError
+from monitor.ops import CYCLES
 from monitor.reload import Reloader
 from monitor.service import Service
 
@@ -23,12 +27,17 @@ log = logging.getLogger("monitor")
 SHUTDOWN_GRACE = 8.0
 
 
-def run_daemon(service: Service, reloader: Reloader | None = None) -> bool:
-    """Run cycles until SIGTERM/SIGINT; SIGHUP, or an edit of the config's files, reloads the
-    config at the next cycle. Returns False when work was abandoned at shutdown (safe: every
-    stored step is a transaction and leases expire)."""
+def run_daemon(service: Service, reloader: Reloader | None = None, *,
+               stop: threading.Event | None = None,
+               on_start: Callable[[BaseScheduler], None] | None = None) -> bool:
+    """Run cycles until SIGTERM/SIGINT (or ``stop``); SIGHUP, or an edit of the config's files,
+    reloads the config at the next cycle. Tells systemd READY, then WATCHDOG while the scheduler
+    really ticks; serves the HTTP endpoint when enabled. Returns False when work was abandoned at
+    shutdown (safe: every stored step is a transaction and leases expire)."""
     tick = service.settings.poll.tick
-    stop = threading.Event()
+    stop = stop or threading.Event()
+    liveness = ops.Liveness(heartbeat=min(5.0, tick), cycle_limit=max(20 * tick, 1800.0))
+    notifier = ops.SystemdNotifier()
     idle = threading.Event()
     idle.set()
 
@@ -45,6 +54,8 @@ def run_daemon(service: Service, reloader: Reloader | None = None) -> bool:
 
     def cycle() -> None:
         idle.clear()
+        liveness.cycle_started()
+        CYCLES.inc()
         try:
             if reloader is not None:
                 fresh = reloader.check()
@@ -57,22 +68,39 @@ def run_daemon(service: Service, reloader: Reloader | None = None) -> bool:
         except (StorageError, SQLAlchemyError) as e:
             log.error("cycle failed, retrying next tick: %s", str(e).splitlines()[0][:300])
         finally:
+            liveness.cycle_ended()
             idle.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_hangup)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, on_hangup)
     scheduler = BackgroundScheduler(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(tick)},
     )
     scheduler.add_job(cycle, "interval", seconds=tick, id="cycle",
                       next_run_time=datetime.now(UTC))
+    scheduler.add_job(liveness.beat, "interval", seconds=liveness.heartbeat, id="heartbeat",
+                      next_run_time=datetime.now(UTC))
     scheduler.start()
+    endpoint = None
+    if service.settings.http.enabled:
+        endpoint = ops.serve(service.settings.http.listen, service.sessions, liveness,
+                             lambda: [w.name for w in service.settings.watchlists],
+                             service.settings.http.atom_items)
+    notifier.send("READY=1")
+    notifier.run_watchdog(liveness)
+    if on_start is not None:
+        on_start(scheduler)
     log.info("monitor running: %d feeds, %d watchlists, tick %.0fs",
              len(service.settings.feeds), len(service.settings.watchlists), tick)
     stop.wait()
+    notifier.send("STOPPING=1")
+    notifier.stop()
     scheduler.shutdown(wait=False)
+    if endpoint is not None:
+        endpoint.close()
     finished = idle.wait(SHUTDOWN_GRACE)
     log.info("monitor stopped%s", "" if finished else " (abandoned the cycle in hand)")
     return finished

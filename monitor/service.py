@@ -24,6 +24,7 @@ from monitor.guard import AddressPolicy, Resolver, system_resolver
 from monitor.notify.apprise import AppriseSender
 from monitor.notify.email import EmailSender
 from monitor.notify.slack import SlackSender
+from monitor.ops import POLLS
 from monitor.pipeline import Context, FeedResult, process_feed
 from monitor.schedule import parse_quiet_hours, parse_schedule
 from monitor.store import db, outbox
@@ -200,11 +201,17 @@ class Service:
                 feed_store.record_failure(session, job.id, self.owner, now,
                                           now + timedelta(seconds=job.interval_seconds),
                                           result.error)
+        POLLS.labels(result.status).inc()
+        fields = {"feed": job.url, "status": result.status, "new": result.new,
+                  "copies": result.copies, "alerts": result.alerts, "left": result.left,
+                  "error": result.error or None}
         if result.status == "failed":
-            log.warning("feed=%s status=failed error=%r", job.url, result.error)
+            log.warning("feed=%s status=failed error=%r", job.url, result.error,
+                        extra={"fields": fields})
         else:
             log.info("feed=%s status=%s new=%d copies=%d alerts=%d left=%d", job.url,
-                     result.status, result.new, result.copies, result.alerts, result.left)
+                     result.status, result.new, result.copies, result.alerts, result.left,
+                     extra={"fields": fields})
         return result
 
     # -- digests -------------------------------------------------------------------------------

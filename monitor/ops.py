@@ -1,0 +1,292 @@
+"""Watching the daemon from outside the scheduler: liveness, systemd notifications, and the HTTP
+endpoint (/healthz, /metrics, an Atom feed per watchlist).
+
+APScheduler 3.x can die silently (apscheduler#1083), so liveness is not "the process is up":
+a heartbeat job in the scheduler stamps ``Liveness`` every few seconds, and each cycle stamps its
+start and end. The daemon is live while the heartbeat is fresh and no cycle has run for longer
+than its limit. Only then does the notifier send WATCHDOG=1 and /healthz answer 200.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+from xml.sax.saxutils import escape, quoteattr
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import __version__
+from monitor.store.tables import Article, Digest, Feed, Match
+
+log = logging.getLogger("monitor")
+
+# In-process figures; the stored totals are read from the database at each scrape.
+REGISTRY = CollectorRegistry()
+POLLS = Counter("monitor_feed_polls", "Feed polls by result (ok, unchanged, failed).",
+                ["result"], registry=REGISTRY)
+STAGE_SECONDS = Histogram(
+    "monitor_stage_seconds", "Time spent per pipeline stage.", ["stage"], registry=REGISTRY,
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+CYCLES = Counter("monitor_cycles", "Daemon cycles run.", registry=REGISTRY)
+
+
+class Liveness:
+    """Heartbeat of the scheduler and progress of cycles; ``problem`` says what is wrong."""
+
+    def __init__(self, *, heartbeat: float, cycle_limit: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.heartbeat = heartbeat
+        self.cycle_limit = cycle_limit
+        self.clock = clock
+        self._beat: float | None = None
+        self._cycle_started: float | None = None
+        self.last_cycle_end: datetime | None = None
+        self._lock = threading.Lock()
+
+    def beat(self) -> None:
+        with self._lock:
+            self._beat = self.clock()
+
+    def cycle_started(self) -> None:
+        with self._lock:
+            self._cycle_started = self.clock()
+
+    def cycle_ended(self) -> None:
+        with self._lock:
+            self._cycle_started = None
+            self.last_cycle_end = datetime.now(UTC)
+
+    def problem(self) -> str | None:
+        with self._lock:
+            now = self.clock()
+            if self._beat is None:
+                return "the scheduler has not started"
+            if now - self._beat > 3 * self.heartbeat:
+                return f"the scheduler has not ticked for {now - self._beat:.0f}s"
+            if self._cycle_started is not None and now - self._cycle_started > self.cycle_limit:
+                return f"a cycle has been running for {now - self._cycle_started:.0f}s"
+            return None
+
+
+class SystemdNotifier:
+    """sd_notify(3) over $NOTIFY_SOCKET; does nothing when systemd did not ask."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ) if env is None else env
+        address = env.get("NOTIFY_SOCKET", "")
+        self.address = "\0" + address[1:] if address.startswith("@") else address
+        usec = env.get("WATCHDOG_USEC", "")
+        self.watchdog = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 else None
+        self._stop = threading.Event()
+
+    def send(self, message: str) -> None:
+        if not self.address:
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.sendto(message.encode(), self.address)
+        except OSError as e:
+            log.warning("systemd notification %r not sent: %s", message, e)
+
+    def run_watchdog(self, liveness: Liveness) -> None:
+        """Every half watchdog interval: WATCHDOG=1 while live; silence (and a log line, and
+        systemd's restart) when not."""
+        if self.watchdog is None or not self.address:
+            return
+        def loop() -> None:
+            reported = None
+            while not self._stop.wait(self.watchdog / 2):  # type: ignore[operator]
+                problem = liveness.problem()
+                if problem is None:
+                    self.send("WATCHDOG=1")
+                elif problem != reported:
+                    log.error("watchdog: not live (%s); systemd will restart the daemon",
+                              problem)
+                reported = problem
+        threading.Thread(target=loop, name="watchdog", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _Totals(Collector):
+    """Stored totals, read at scrape time (so they hold across restarts and instances)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.sessions() as s:
+            feeds = s.scalar(select(func.count()).select_from(Feed).where(Feed.active)) or 0
+            failing = s.scalar(select(func.count()).select_from(Feed)
+                               .where(Feed.active, Feed.error_count > 0)) or 0
+            originals = s.scalar(select(func.count()).select_from(Article).where(
+                Article.is_seed.is_(False), Article.duplicate_of_id.is_(None))) or 0
+            copies = s.scalar(select(func.count()).select_from(Article).where(
+                Article.is_seed.is_(False), Article.duplicate_of_id.is_not(None))) or 0
+            matches = s.execute(select(Match.watchlist, func.count())
+                                .group_by(Match.watchlist)).all()
+            digests = s.execute(select(Digest.watchlist, Digest.channel, Digest.status,
+                                       func.count())
+                                .group_by(Digest.watchlist, Digest.channel, Digest.status)).all()
+        g = GaugeMetricFamily("monitor_feeds", "Active feeds, and those failing now.",
+                              labels=["state"])
+        g.add_metric(["active"], feeds)
+        g.add_metric(["failing"], failing)
+        yield g
+        g = GaugeMetricFamily("monitor_articles", "Stored articles (seeds apart).",
+                              labels=["kind"])
+        g.add_metric(["original"], originals)
+        g.add_metric(["duplicate"], copies)
+        yield g
+        g = GaugeMetricFamily("monitor_matches", "Stored matches.", labels=["watchlist"])
+        for watchlist, count in matches:
+            g.add_metric([watchlist], count)
+        yield g
+        g = GaugeMetricFamily("monitor_digests", "Digests by status (queued, sending, sent, "
+                              "failed).", labels=["watchlist", "channel", "status"])
+        for watchlist, channel, status, count in digests:
+            g.add_metric([watchlist, channel, status], count)
+        yield g
+
+
+@dataclass
+class Endpoint:
+    server: ThreadingHTTPServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
+          watchlists: Callable[[], list[str]], atom_items: int = 50) -> Endpoint:
+    """Start the endpoint on ``host:port`` in a thread."""
+    registry = CollectorRegistry()
+    registry.register(_Totals(sessions))
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = f"monitor/{__version__}"
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("http: " + format, *args)
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            try:
+                if path == "/healthz":
+                    self._healthz()
+                elif path == "/metrics":
+                    body = generate_latest(REGISTRY) + generate_latest(registry)
+                    self._send(200, body, CONTENT_TYPE_LATEST)
+                elif path.startswith("/feeds/") and path.endswith(".atom"):
+                    name = unquote(path[len("/feeds/"):-len(".atom")])
+                    if name not in watchlists():
+                        self._send(404, b"no such watchlist\n", "text/plain; charset=utf-8")
+                    else:
+                        self._send(200, atom(sessions, name, self.headers.get("Host", ""),
+                                             atom_items),
+                                   "application/atom+xml; charset=utf-8")
+                else:
+                    self._send(404, b"not found\n", "text/plain; charset=utf-8")
+            except Exception as e:  # a scrape must never take the daemon down
+                log.warning("http %s failed: %s", path, str(e).splitlines()[0][:200])
+                self._send(500, b"internal error\n", "text/plain; charset=utf-8")
+
+        def _healthz(self) -> None:
+            problem = liveness.problem()
+            database = "ok"
+            try:
+                with sessions() as s:
+                    s.execute(text("SELECT 1"))
+            except Exception as e:
+                database = f"unreachable: {str(e).splitlines()[0][:200]}"
+            ok = problem is None and database == "ok"
+            body = {"status": "ok" if ok else "failing", "scheduler": problem or "ticking",
+                    "database": database,
+                    "last_cycle_end": liveness.last_cycle_end.isoformat()
+                    if liveness.last_cycle_end else None}
+            self._send(200 if ok else 503, (json.dumps(body) + "\n").encode(),
+                       "application/json")
+
+    host, _, port = listen.rpartition(":")
+    server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    log.info("http endpoint on %s:%d (/healthz, /metrics, /feeds/<watchlist>.atom)",
+             server.server_address[0], server.server_address[1])
+    return Endpoint(server, thread)
+
+
+def atom(sessions: sessionmaker[Session], watchlist: str, host: str, limit: int) -> bytes:
+    """The watchlist's most recent matches as an Atom feed: alerts as a feed."""
+    with sessions() as s:
+        rows = s.execute(select(Article, Match).join(Match, Match.article_id == Article.id)
+                         .where(Match.watchlist == watchlist)
+                         .order_by(Match.created_at.desc(), Match.id.desc())
+                         .limit(limit)).all()
+    updated = rows[0][1].created_at if rows else datetime(1970, 1, 1, tzinfo=UTC)
+    base = f"http://{host}" if host else ""
+    entries = []
+    for article, match in rows:
+        link = article.link if article.link.startswith(("http://", "https://")) else ""
+        terms = ", ".join(match.terms)
+        entries.append(
+            "<entry>"
+            f"<id>urn:monitor:match:{match.id}</id>"
+            f"<title>{escape(article.title or '(no title)')}</title>"
+            + (f"<link rel=\"alternate\" href={quoteattr(link)}/>" if link else "")
+            + f"<updated>{_iso(match.created_at)}</updated>"
+            + (f"<published>{_iso(article.published_at)}</published>"
+               if article.published_at else "")
+            + f"<author><name>{escape(article.outlet or 'unknown')}</name></author>"
+            + "".join(f"<category term={quoteattr(t)}/>" for t in match.terms)
+            + f"<summary>{escape(match.snippet)}</summary>"
+            + f"<content type=\"text\">{escape(f'Matched: {terms}. {match.snippet}')}</content>"
+            "</entry>")
+    feed_url = f"{base}/feeds/{watchlist}.atom"
+    return ("<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+            "<feed xmlns=\"http://www.w3.org/2005/Atom\">"
+            f"<id>urn:monitor:watchlist:{escape(watchlist)}</id>"
+            f"<title>{escape(f'monitor: {watchlist}')}</title>"
+            f"<link rel=\"self\" href={quoteattr(feed_url)}/>"
+            f"<updated>{_iso(updated)}</updated>"
+            f"<generator version={quoteattr(__version__)}>monitor</generator>"
+            + "".join(entries) + "</feed>").encode()
+
+
+def _iso(value: datetime) -> str:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()

@@ -1,0 +1,214 @@
+"""Running it as a service: systemd notifications from a real daemon process, the HTTP endpoint
+(/healthz, /metrics, Atom) scraped from it, JSON logs, and a stalled scheduler caught."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor import config
+from monitor.ops import Liveness
+from tests.conftest import ROOT, Route, Web, free_port, write_config
+from tests.test_end_to_end import page, rss
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+class NotifySocket:
+    """A unix datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def said(self, message: str) -> list[float]:
+        return [t for t, m in list(self.messages) if m == message]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.close()
+
+
+def wait_for(predicate: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def get(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        e.close()
+        return e.code, e.headers.get("Content-Type", ""), body
+
+
+@pytest.fixture
+def desk(tmp_path: Path, web: Web) -> tuple[Path, int]:
+    web.routes.update({
+        "/a/1": Route(200, page("Wagner fighters reach Gao & Kidal",
+                                "Russian mercenaries of the Wagner Group reached Gao. " * 4),
+                      {"Content-Type": "text/html"}),
+        "/rss.xml": Route(200, rss([("Wagner fighters reach Gao & Kidal", web.url("/a/1"),
+                                     "x")]), {"Content-Type": "application/rss+xml"}),
+    })
+    port = free_port()
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=[web.url("/rss.xml")], smtp_port=None, slack_url=None,
+                       allowed=[f"127.0.0.1:{web.port}"], seeds=False)
+    cfg.write_text(cfg.read_text() + f'[poll]\ntick = "1s"\n[http]\nenabled = true\n'
+                   f'listen = "127.0.0.1:{port}"\n[log]\nformat = "json"\n')
+    return cfg, port
+
+
+def test_the_daemon_tells_systemd_and_serves_health_metrics_and_atom(
+        desk: tuple[Path, int], notify_socket: NotifySocket) -> None:
+    cfg, port = desk
+    env = {"PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": str(notify_socket.path),
+           "WATCHDOG_USEC": "400000"}
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(cfg), "run"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(
+        line.decode() for line in iter(proc.stdout.readline, b"")),  # type: ignore[union-attr]
+        daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: notify_socket.said("READY=1"))
+        wait_for(lambda: len(notify_socket.said("WATCHDOG=1")) >= 3)
+        assert notify_socket.said("READY=1")[0] <= notify_socket.said("WATCHDOG=1")[0]
+        wait_for(lambda: any('"feed"' in line for line in lines))
+
+        status, ctype, body = get(f"{base}/healthz")
+        health = json.loads(body)
+        assert status == 200 and ctype == "application/json"
+        assert health["status"] == "ok" and health["database"] == "ok"
+
+        status, ctype, body = get(f"{base}/metrics")
+        metrics = body.decode()
+        assert status == 200 and ctype.startswith("text/plain")
+        assert 'monitor_feeds{state="active"} 1.0' in metrics
+        assert 'monitor_feed_polls_total{result="ok"}' in metrics
+        assert 'monitor_matches{watchlist="sahel"} 1.0' in metrics
+        assert 'monitor_articles{kind="original"} 1.0' in metrics
+        assert 'monitor_stage_seconds_bucket{le="0.1",stage="page"}' in metrics
+        assert "monitor_cycles_total" in metrics
+
+        status, ctype, body = get(f"{base}/feeds/sahel.atom")
+        assert status == 200 and ctype.startswith("application/atom+xml")
+        feed = ET.fromstring(body)
+        entries = feed.findall(f"{ATOM}entry")
+        assert len(entries) == 1
+        assert entries[0].findtext(f"{ATOM}title") == "Wagner fighters reach Gao & Kidal"
+        link = entries[0].find(f"{ATOM}link")
+        assert link is not None and link.get("href", "").endswith("/a/1")
+        assert "Wagner" in (entries[0].findtext(f"{ATOM}summary") or "")
+        assert get(f"{base}/feeds/nope.atom")[0] == 404
+        assert get(f"{base}/nothing")[0] == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        proc.stdout.close()  # type: ignore[union-attr]
+    assert notify_socket.said("STOPPING=1")
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert records and len(records) == len([line for line in lines if line.strip()])
+    feed_lines = [r for r in records if "feed" in r]
+    assert feed_lines[0]["status"] == "ok" and feed_lines[0]["new"] == 1
+    assert feed_lines[0]["level"] == "info" and feed_lines[0]["time"].endswith("+00:00")
+
+
+def test_a_stalled_scheduler_stops_the_watchdog_and_fails_healthz(
+        desk: tuple[Path, int], notify_socket: NotifySocket,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.scheduler import run_daemon
+    from monitor.service import Service
+
+    cfg, port = desk
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify_socket.path))
+    monkeypatch.setenv("WATCHDOG_USEC", "300000")
+    service = Service(config.load(cfg))
+    service.prepare()
+    stop = threading.Event()
+    schedulers: list[Any] = []
+    daemon = threading.Thread(target=run_daemon, args=(service,),
+                              kwargs={"stop": stop, "on_start": schedulers.append})
+    daemon.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: len(notify_socket.said("WATCHDOG=1")) >= 2)
+        assert get(f"{base}/healthz")[0] == 200
+        schedulers[0].pause()  # the scheduler stalls: no job runs any more
+        stalled = time.monotonic()
+        wait_for(lambda: get(f"{base}/healthz")[0] == 503, 10)
+        health = json.loads(get(f"{base}/healthz")[2])
+        assert health["status"] == "failing" and "has not ticked" in health["scheduler"]
+        time.sleep(1)
+        late = [t for t in notify_socket.said("WATCHDOG=1") if t > stalled + 3.5]
+        assert late == []  # silent: systemd would restart the daemon
+        schedulers[0].resume()
+        resumed = time.monotonic()
+        wait_for(lambda: any(t > resumed for t in notify_socket.said("WATCHDOG=1")), 10)
+        assert get(f"{base}/healthz")[0] == 200
+    finally:
+        stop.set()
+        daemon.join(30)
+        service.close()
+
+
+def test_liveness_with_an_injected_clock() -> None:
+    now = [0.0]
+    live = Liveness(heartbeat=5, cycle_limit=600, clock=lambda: now[0])
+    assert live.problem() == "the scheduler has not started"
+    live.beat()
+    assert live.problem() is None
+    now[0] = 16
+    assert live.problem() == "the scheduler has not ticked for 16s"
+    live.beat()
+    live.cycle_started()
+    now[0] = 620
+    live.beat()
+    assert live.problem() == "a cycle has been running for 604s"
+    live.cycle_ended()
+    assert live.problem() is None
