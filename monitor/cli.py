@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="feeds and their health, counts, digests",
                    description="Show feed health, counts, last digest per watchlist and failed "
                    "deliveries.")
+    sub.add_parser("health", parents=[common], help="is the daemon live? (for HEALTHCHECK)",
+                   description="Ask the running daemon's /healthz when [http] is enabled (the "
+                   "scheduler ticks, the database answers); else check that the database "
+                   "answers. Exit 0 healthy, 1 not.")
     explain = sub.add_parser(
         "explain", parents=[common], help="say which rule matched where, or why not",
         description="Run the watchlists on a text, a stored article, or every stored article "
@@ -102,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
         "run": cmd_run, "once": cmd_once, "digest": cmd_digest, "check": cmd_check,
         "status": cmd_status, "explain": cmd_explain, "backfill": cmd_backfill,
+        "health": cmd_health,
     }
     try:
         return commands[args.command](settings, args)
@@ -406,4 +411,31 @@ def cmd_backfill(settings: config.Settings, args: argparse.Namespace) -> int:
                   + ("" if args.alert else " (without --alert, past articles are not alerted)"))
     finally:
         engine.dispose()
+    return 0
+
+
+def cmd_health(settings: config.Settings, _args: argparse.Namespace) -> int:
+    if settings.http.enabled:
+        import urllib.error
+        import urllib.request
+
+        host, _, port = settings.http.listen.rpartition(":")
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "[::]", "::") else host.strip("[]")
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                print(response.read().decode().strip())
+                return 0
+        except urllib.error.HTTPError as e:
+            print(e.read().decode(errors="replace").strip() or f"HTTP {e.code}")
+            e.close()
+            return 1
+        except OSError as e:
+            print(f"not live: {url}: {getattr(e, 'reason', e)}")
+            return 1
+    from monitor.store import db
+
+    engine, _sessions = db.open_database(settings.storage.url)  # raises StorageError: exit 1
+    engine.dispose()
+    print("database ok (enable [http] for the scheduler's own health)")
     return 0

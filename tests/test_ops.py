@@ -212,3 +212,63 @@ def test_liveness_with_an_injected_clock() -> None:
     assert live.problem() == "a cycle has been running for 604s"
     live.cycle_ended()
     assert live.problem() is None
+
+
+def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
+    import shutil
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = (ROOT / "systemd" / "monitor.service").read_text()
+    assert "Type=notify" in unit and "WatchdogSec=" in unit and "ExecReload=" in unit
+    for key in ("ProtectSystem=strict", "NoNewPrivileges=true", "PrivateTmp=true",
+                "StateDirectory=monitor", "ConfigurationDirectory=monitor", "Restart="):
+        assert key in unit
+    # the unit as installed, with ExecStart pointing at this checkout's executable
+    target = tmp_path / "monitor.service"
+    target.write_text(unit.replace("/opt/monitor/.venv/bin/monitor",
+                                   str(Path(sys.executable).parent / "monitor")))
+    done = subprocess.run([analyze, "verify", str(target)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+def test_monitor_health_asks_the_running_daemon(desk: tuple[Path, int],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    cfg, port = desk
+    assert main(["--config", str(cfg), "health"]) == 1  # no daemon yet
+    assert "not live" in capsys.readouterr().out
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(cfg), "run"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: main(["--config", str(cfg), "health"]) == 0)
+        assert '"status": "ok"' in capsys.readouterr().out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+
+
+def test_the_dockerfile_is_slim_pinned_unprivileged_and_checked() -> None:
+    import re
+    import tomllib
+
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    base = next(line for line in lines if line.startswith("FROM "))
+    assert re.fullmatch(r"FROM python:\d+\.\d+\.\d+-slim-\w+", base), base  # no :latest
+    assert any(line.startswith("USER ") and "root" not in line for line in lines)
+    assert any(line.startswith("HEALTHCHECK ") for line in lines)
+    assert 'VOLUME ["/config", "/data"]' in lines
+    assert any("-c constraints.txt" in line for line in lines)
+    assert not any(line.startswith("ADD ") for line in lines)  # COPY only
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "tests"} <= set(ignored)
+    # every runtime dependency is pinned to one version for the image
+    pins = {re.split(r"==", line)[0].lower().replace("_", "-")
+            for line in (ROOT / "constraints.txt").read_text().splitlines()
+            if line and not line.startswith("#")}
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=\[ ;]", d)[0].lower().replace("_", "-") for d in deps}
+    assert names <= pins, names - pins
