@@ -238,7 +238,7 @@ def test_monitor_health_asks_the_running_daemon(desk: tuple[Path, int],
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from monitor.cli import main
 
-    cfg, port = desk
+    cfg, _port = desk
     assert main(["--config", str(cfg), "health"]) == 1  # no daemon yet
     assert "not live" in capsys.readouterr().out
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(cfg), "run"],
