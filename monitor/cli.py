@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="feeds and their health, counts, digests",
                    description="Show feed health, counts, last digest per watchlist and failed "
                    "deliveries.")
+    sub.add_parser("prune", parents=[common], help="apply retention.after now",
+                   description="Prune articles older than retention.after to their "
+                   "fingerprints and delete their matches and delivery records (the daemon does "
+                   "it once a day).")
     sub.add_parser("health", parents=[common], help="is the daemon live? (for HEALTHCHECK)",
                    description="Ask the running daemon's /healthz when [http] is enabled (the "
                    "scheduler ticks, the database answers); else check that the database "
@@ -106,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
         "run": cmd_run, "once": cmd_once, "digest": cmd_digest, "check": cmd_check,
         "status": cmd_status, "explain": cmd_explain, "backfill": cmd_backfill,
-        "health": cmd_health,
+        "health": cmd_health, "prune": cmd_prune,
     }
     try:
         return commands[args.command](settings, args)
@@ -438,4 +442,18 @@ def cmd_health(settings: config.Settings, _args: argparse.Namespace) -> int:
     engine, _sessions = db.open_database(settings.storage.url)  # raises StorageError: exit 1
     engine.dispose()
     print("database ok (enable [http] for the scheduler's own health)")
+    return 0
+
+
+def cmd_prune(settings: config.Settings, _args: argparse.Namespace) -> int:
+    if not settings.retention.after:
+        print("retention.after is 0 (keep everything): nothing to prune")
+        return 0
+    service = Service(settings)
+    try:
+        pruned = service.prune()
+    finally:
+        service.close()
+    print(f"{pruned.articles} articles pruned to their fingerprints; {pruned.matches} matches, "
+          f"{pruned.digests} digests and {pruned.alerts} alerts deleted")
     return 0

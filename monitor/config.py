@@ -510,6 +510,19 @@ class ChannelSettings(_Section):
     apprise: AppriseChannel = AppriseChannel()
 
 
+class RetentionSettings(_Section):
+    after: float = Field(
+        0.0, description="Age ('365d') after which an article loses its text, its matches and "
+        "its delivery records (sent and failed digests); its fingerprints stay, so later copies "
+        "are still recognised (and not alerted). 0: keep everything."
+    )
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _after(cls, v: Any) -> float:
+        return _duration_seconds(v)
+
+
 class DigestSettings(_Section):
     templates: str | None = Field(
         None, description="Folder of templates overriding the built-in digest.txt/digest.html."
@@ -563,6 +576,7 @@ class Settings(_Section):
     watchlists: list[WatchlistSettings] = Field(default_factory=list)
     channels: ChannelSettings = ChannelSettings()
     digest: DigestSettings = DigestSettings()
+    retention: RetentionSettings = RetentionSettings()
     log: LogSettings = LogSettings()
     http: HttpSettings = HttpSettings()
 

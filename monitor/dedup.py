@@ -142,6 +142,26 @@ def verify(new_text: str, stored_text: str, stored_id: int) -> Verdict | None:
     return None
 
 
+def verify_sampled(new: frozenset[int], stored: frozenset[int],
+                   stored_id: int) -> Verdict | None:
+    """The decision against an article whose text was pruned (retention): the same bars on the
+    sampled shingles its fingerprint kept, which estimate the full ones (noisier on short
+    texts, so at least 3 must be shared)."""
+    if not new or not stored:
+        return None
+    shared = len(new & stored)
+    if shared < min(3, len(new), len(stored)):
+        return None
+    jaccard = shared / len(new | stored)
+    containment = shared / min(len(new), len(stored))
+    if jaccard >= JACCARD_COPY:
+        return Verdict(stored_id, "near-duplicate", round(jaccard, 4))
+    if containment >= CONTAINMENT_COPY:
+        return Verdict(stored_id, "contained" if len(new) <= len(stored) else "contains",
+                       round(containment, 4))
+    return None
+
+
 def compare(new_text: str, stored_text: str, stored_id: int = 0) -> Verdict | None:
     """The whole decision for one stored article, as the pipeline takes it: same normalised
     text, else a sampled-overlap shortlist, then verification on the full texts."""

@@ -166,6 +166,17 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
     return Stored(article_id, verdict is not None, alerts)
 
 
+def _verify(session: Session, text: str, fp: dedup.Fingerprint, article_id: int
+            ) -> Verdict | None:
+    stored = articles.text_of(session, article_id)
+    if stored:
+        return dedup.verify(text, stored, article_id)
+    if articles.is_pruned(session, article_id):  # retention kept only its fingerprints
+        return dedup.verify_sampled(fp.shingles, articles.shingles_of(session, article_id),
+                                    article_id)
+    return None
+
+
 def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint) -> Verdict | None:
     """Same normalised text, else the stored articles sharing most sampled shingles or the
     same opening words, each verified on its full stored text; the best verdict wins."""
@@ -178,9 +189,7 @@ def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint) -> Verdict 
                                                           dedup.min_overlap(len(shingles))))
     ids = list(dict.fromkeys([c.article_id for c in candidates]
                              + articles.by_lead_hash(session, fp.lead_hash)))
-    verdicts = [v for article_id in ids
-                if (v := dedup.verify(text, articles.text_of(session, article_id),
-                                      article_id)) is not None]
+    verdicts = [v for article_id in ids if (v := _verify(session, text, fp, article_id))]
     return max(verdicts, key=lambda v: v.score, default=None)
 
 
@@ -192,7 +201,7 @@ def _record_matches(ctx: Context, session: Session, article_id: int,
     alerts = 0
     for match in matches:
         match_id = articles.add_match(session, article_id, match, now)
-        if root_is_seed:
+        if root_is_seed:  # (a copy of a pruned article counts as already known too)
             continue
         channels = list(ctx.channels.get(match.watchlist, []))
         if root is not None:

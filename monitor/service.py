@@ -27,7 +27,7 @@ from monitor.notify.slack import SlackSender
 from monitor.ops import POLLS
 from monitor.pipeline import Context, FeedResult, process_feed
 from monitor.schedule import parse_quiet_hours, parse_schedule
-from monitor.store import db, outbox
+from monitor.store import db, outbox, retention
 from monitor.store import feeds as feed_store
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Alert, Article, Feed, Match
@@ -42,6 +42,7 @@ MAX_NOTICES = 10
 FEED_LEASE = timedelta(minutes=15)
 DIGEST_LEASE = timedelta(minutes=5)
 DELIVERY_RETRY_CAP = 3600.0
+PRUNE_EVERY = timedelta(days=1)
 
 
 def utcnow() -> datetime:
@@ -111,6 +112,7 @@ class Service:
         }
         self.renderer = _renderer(settings)
         self.stopping = threading.Event()
+        self._pruned_at: datetime | None = None
 
     def close(self) -> None:
         self.fetcher.close()
@@ -397,7 +399,23 @@ class Service:
         if not self.stopping.is_set():
             self.cut_digests()
             self.relay()
+        if not self.stopping.is_set() and self.settings.retention.after and (
+                self._pruned_at is None or self.clock() - self._pruned_at > PRUNE_EVERY):
+            self.prune()
         return results
+
+    def prune(self) -> retention.Pruned:
+        """Apply ``retention.after`` now (the daemon does it once a day)."""
+        now = self.clock()
+        self._pruned_at = now
+        with self.sessions.begin() as session:
+            pruned = retention.prune(session,
+                                     now - timedelta(seconds=self.settings.retention.after))
+        if pruned.articles or pruned.matches or pruned.digests:
+            log.info("retention: %d articles pruned to their fingerprints, %d matches, "
+                     "%d digests and %d alerts deleted", pruned.articles, pruned.matches,
+                     pruned.digests, pruned.alerts)
+        return pruned
 
     def status(self) -> dict[str, object]:
         with self.sessions() as session:

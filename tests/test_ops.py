@@ -272,3 +272,68 @@ def test_the_dockerfile_is_slim_pinned_unprivileged_and_checked() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=\[ ;]", d)[0].lower().replace("_", "-") for d in deps}
     assert names <= pins, names - pins
+
+
+def test_retention_keeps_fingerprints_so_an_old_story_reposted_is_recognised(
+        tmp_path: Path, db_url: str, web: Web, smtp: Any) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from monitor.service import Service
+    from monitor.store.tables import Article, Digest, FeedEntry, Match, Shingle
+    from tests.conftest import Clock
+
+    box, smtp_port = smtp
+    story = ("Russian mercenaries of the Wagner Group arrived in Bamako on Monday, officials "
+             "said, as the junta deepened its ties with Moscow after the French withdrawal. "
+             "The fighters were flown in on two transport aircraft and moved to a base near the "
+             "airport, where instructors had been working for several months. Residents "
+             "described convoys of trucks and armoured vehicles on the road to the north. ")
+    web.routes.update({
+        "/a/1": Route(200, page("Wagner arrives in Bamako", story * 2),
+                      {"Content-Type": "text/html"}),
+        "/rss.xml": Route(200, rss([("Wagner arrives in Bamako", web.url("/a/1"), "x")]),
+                          {"Content-Type": "application/rss+xml"}),
+    })
+    cfg = write_config(tmp_path / "monitor.toml", db_url=db_url, feeds=[web.url("/rss.xml")],
+                       smtp_port=smtp_port, slack_url=None, allowed=[f"127.0.0.1:{web.port}"],
+                       seeds=False, extra='[retention]\nafter = "365d"\n')
+    clock = Clock()
+    service = Service(config.load(cfg), clock=clock)
+    try:
+        service.prepare()
+        service.cycle(ignore_schedule=True)
+        assert len(box.messages) == 1
+        clock.now += timedelta(days=30)
+        assert service.prune().articles == 0  # young: kept whole
+
+        clock.now += timedelta(days=370)
+        pruned = service.prune()
+        assert (pruned.articles, pruned.matches, pruned.digests) == (1, 1, 1)
+        with service.sessions() as s:
+            article = s.scalars(select(Article)).one()
+            assert article.text == "" and article.text_source == "pruned"
+            assert article.title == "Wagner arrives in Bamako"
+            assert (s.scalar(select(func.count()).select_from(Shingle)) or 0) > 5
+            assert s.scalar(select(func.count()).select_from(FeedEntry)) == 1
+            assert s.scalar(select(func.count()).select_from(Match)) == 0
+            assert s.scalar(select(func.count()).select_from(Digest)) == 0
+
+        # A year on, another site reposts the first two thirds under a new headline.
+        repost = " ".join((story * 2).split()[: len((story * 2).split()) * 2 // 3])
+        web.routes["/b/1"] = Route(200, page("Archive: mercenaries in Bamako", repost),
+                                   {"Content-Type": "text/html"})
+        web.routes["/rss.xml"] = Route(200, rss([
+            ("Wagner arrives in Bamako", web.url("/a/1"), "x"),
+            ("Archive: mercenaries in Bamako", web.url("/b/1"), "y")]),
+            {"Content-Type": "application/rss+xml"})
+        service.cycle(ignore_schedule=True)
+        with service.sessions() as s:
+            copy = s.scalars(select(Article).where(Article.link == web.url("/b/1"))).one()
+            assert copy.duplicate_of_id == article.id and copy.dup_reason is not None
+        service.cut_digests(force=True)
+        service.relay(ignore_backoff=True)
+        assert len(box.messages) == 1  # recognised, and not alerted again
+    finally:
+        service.close()

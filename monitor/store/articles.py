@@ -83,16 +83,29 @@ def text_of(session: Session, article_id: int) -> str:
     return session.scalar(select(Article.text).where(Article.id == article_id)) or ""
 
 
+PRUNED = "pruned"  # text_source of an article whose text retention removed
+
+
 def original_of(session: Session, article_id: int) -> tuple[int, bool]:
-    """The root of a copy chain and whether it is a seed."""
+    """The root of a copy chain, and whether it is already known: a seed, or an article so old
+    that retention pruned it (its copies are recognised and not alerted)."""
     current = article_id
     for _ in range(50):
-        row = session.execute(select(Article.duplicate_of_id, Article.is_seed)
+        row = session.execute(select(Article.duplicate_of_id, Article.is_seed,
+                                     Article.text_source)
                               .where(Article.id == current)).one()
         if row.duplicate_of_id is None:
-            return current, bool(row.is_seed)
+            return current, bool(row.is_seed) or row.text_source == PRUNED
         current = row.duplicate_of_id
     return current, False
+
+
+def is_pruned(session: Session, article_id: int) -> bool:
+    return session.scalar(select(Article.text_source).where(Article.id == article_id)) == PRUNED
+
+
+def shingles_of(session: Session, article_id: int) -> frozenset[int]:
+    return frozenset(session.scalars(select(Shingle.hash).where(Shingle.article_id == article_id)))
 
 
 def insert_article(session: Session, article: Article, shingles: Iterable[int]) -> int:
