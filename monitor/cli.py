@@ -18,6 +18,7 @@ from pathlib import Path
 from monitor import __version__, config, health
 from monitor.errors import ConfigError, MonitorError
 from monitor.match import Matcher
+from monitor.progress import Progress
 from monitor.schedule import parse_duration
 from monitor.service import Preview, Service
 from monitor.store.tables import Feed
@@ -64,6 +65,24 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="feeds and their health, counts, digests",
                    description="Show feed health, counts, last digest per watchlist and failed "
                    "deliveries.")
+    feeds = sub.add_parser("feeds", parents=[common], help="import or export the feed list (OPML)",
+                           description="Move the feed list in and out as OPML.")
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+    imp = feeds_sub.add_parser("import", parents=[common], help="add the feeds of an OPML file",
+                               description="Append the OPML file's feeds that are not "
+                               "configured yet to the config file, as [[feeds]] tables.")
+    imp.add_argument("file", help="the OPML file ('-': standard input)")
+    exp = feeds_sub.add_parser("export", parents=[common], help="write the feeds as OPML",
+                               description="Write the configured feeds as OPML 2.0.")
+    exp.add_argument("file", nargs="?", default="-", help="where to write (default: "
+                     "standard output)")
+    search = sub.add_parser("search", parents=[common], help="search stored articles",
+                            description="Search stored articles (newest first) with the "
+                            "watchlist query language: words, \"phrases\", AND, OR, NOT, "
+                            "NEAR/n, title:, body:.")
+    search.add_argument("query", help='e.g. \'"Africa Corps" NEAR/10 Bamako\'')
+    search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    search.add_argument("--since", metavar="AGE", help="articles stored in the last AGE")
     sub.add_parser("prune", parents=[common], help="apply retention.after now",
                    description="Prune articles older than retention.after to their "
                    "fingerprints and delete their matches and delivery records (the daemon does "
@@ -110,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
         "run": cmd_run, "once": cmd_once, "digest": cmd_digest, "check": cmd_check,
         "status": cmd_status, "explain": cmd_explain, "backfill": cmd_backfill,
-        "health": cmd_health, "prune": cmd_prune,
+        "health": cmd_health, "prune": cmd_prune, "feeds": cmd_feeds, "search": cmd_search,
     }
     try:
         return commands[args.command](settings, args)
@@ -174,7 +193,9 @@ def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
         service = Service(settings)
         try:
             service.prepare()
-            results = service.cycle(ignore_schedule=True)
+            bar = Progress("polling", len(settings.feeds))
+            results = service.cycle(ignore_schedule=True, progress=bar.advance)
+            bar.close()
         finally:
             service.close()
     for r in results:
@@ -382,7 +403,9 @@ def _explain_history(settings: config.Settings, matcher: Matcher, names: list[st
     engine, sessions = db.open_database(settings.storage.url)
     try:
         for name in names:
-            preview = history.preview(sessions, matcher, name, since)
+            bar = Progress(f"matching {name}", history.count(sessions, since))
+            preview = history.preview(sessions, matcher, name, since, bar.advance)
+            bar.close()
             print(f"{name}: {preview.matched} of {preview.scanned} stored articles match; "
                   f"{len(preview.changes)} would change")
             for c in preview.changes:
@@ -406,8 +429,11 @@ def cmd_backfill(settings: config.Settings, args: argparse.Namespace) -> int:
         for name in names:
             wl = settings.watchlist(name)
             assert wl is not None
+            bar = Progress(f"backfill {name}", history.count(sessions, since))
             report = history.backfill(sessions, matcher, name, settings.channels_of(wl), since,
-                                      datetime.now(UTC), alert=args.alert)
+                                      datetime.now(UTC), alert=args.alert,
+                                      progress=bar.advance)
+            bar.close()
             print(f"{name}: {report.scanned} articles scanned, {report.matched} match, "
                   f"{report.recorded} new matches recorded, "
                   f"{len(report.changes) - report.recorded} updated, "
@@ -457,3 +483,65 @@ def cmd_prune(settings: config.Settings, _args: argparse.Namespace) -> int:
     print(f"{pruned.articles} articles pruned to their fingerprints; {pruned.matches} matches, "
           f"{pruned.digests} digests and {pruned.alerts} alerts deleted")
     return 0
+
+
+def cmd_feeds(settings: config.Settings, args: argparse.Namespace) -> int:
+    from monitor import opml
+
+    if args.feeds_command == "export":
+        text = opml.write(settings)
+        if args.file == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.file).write_text(text, encoding="utf-8")
+            print(f"{len(settings.feeds)} feeds written to {args.file}")
+        return 0
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read {args.file}: {e.strerror or e}") from None
+    found, skipped = opml.read(data)
+    for line in skipped:
+        print(line)
+    added = opml.append_to_config(Path(settings.source), settings, found)
+    try:  # the file must still be a valid config: if not, say so (it is the user's to fix)
+        config.load(settings.source)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return 2
+    print(f"{len(added)} feeds added to {settings.source} ({len(found) - len(added)} already "
+          f"there); a running daemon picks them up at its next tick")
+    return 0
+
+
+def cmd_search(settings: config.Settings, args: argparse.Namespace) -> int:
+    from monitor import history
+    from monitor.match import Rule, Watchlist
+    from monitor.query import QueryError
+    from monitor.store import db
+
+    try:
+        matcher = Matcher([Watchlist("search", rules=(Rule("query", args.query),))],
+                          settings.digest.snippet_chars)
+    except (QueryError, ValueError) as e:
+        raise UsageError(f"query: {e}") from None
+    engine, sessions = db.open_database(settings.storage.url)
+    shown = 0
+    try:
+        for article in history.newest_first(sessions, _since(args.since)):
+            found = matcher.match(article.title, article.text)
+            if not found:
+                continue
+            shown += 1
+            when = article.published_at or article.created_at
+            print(f"[{article.id}] {when:%Y-%m-%d} {article.outlet}: {article.title}")
+            print(f"    {article.link}")
+            print(f"    {found[0].snippet}")
+            if shown >= args.limit:
+                break
+    finally:
+        engine.dispose()
+    if not shown:
+        print("nothing found")
+    return 0 if shown else 1

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.match import Matcher, WatchlistMatch
@@ -58,6 +58,33 @@ def _articles(sessions: sessionmaker[Session], since: datetime | None,
         last = rows[-1].id
         if progress is not None:
             progress(len(rows))
+
+
+def count(sessions: sessionmaker[Session], since: datetime | None) -> int:
+    with sessions() as session:
+        query = select(func.count()).select_from(Article).where(Article.is_seed.is_(False))
+        if since is not None:
+            query = query.where(Article.created_at >= since)
+        return session.scalar(query) or 0
+
+
+def newest_first(sessions: sessionmaker[Session], since: datetime | None) -> Iterator[Article]:
+    """Stored articles with text (no seeds), newest first, read in batches."""
+    last: int | None = None
+    while True:
+        with sessions() as session:
+            query = (select(Article).where(Article.is_seed.is_(False), Article.text_source !=
+                                           "pruned").order_by(Article.id.desc()).limit(BATCH))
+            if last is not None:
+                query = query.where(Article.id < last)
+            if since is not None:
+                query = query.where(Article.created_at >= since)
+            rows = list(session.scalars(query))
+            session.expunge_all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
 
 
 def preview(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,

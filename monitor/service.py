@@ -169,7 +169,8 @@ class Service:
 
     # -- polling -------------------------------------------------------------------------------
 
-    def poll(self, *, ignore_schedule: bool = False) -> list[FeedResult]:
+    def poll(self, *, ignore_schedule: bool = False,
+             progress: Callable[[int], None] | None = None) -> list[FeedResult]:
         """Poll due feeds (every active feed with ``ignore_schedule``), each at most once, until
         none is due. Feeds are claimed a worker's worth at a time, so no lease runs out while
         its feed waits for a free worker."""
@@ -187,7 +188,10 @@ class Service:
                 if not jobs:
                     break
                 handled.update(job.id for job in jobs)
-                results.extend(pool.map(lambda job: self._poll_one(ctx, job), jobs))
+                for result in pool.map(lambda job: self._poll_one(ctx, job), jobs):
+                    results.append(result)
+                    if progress is not None:
+                        progress(1)
         return results
 
     def _poll_one(self, ctx: Context, job: feed_store.FeedJob) -> FeedResult:
@@ -394,8 +398,9 @@ class Service:
 
     # -- one cycle -----------------------------------------------------------------------------
 
-    def cycle(self, *, ignore_schedule: bool = False) -> list[FeedResult]:
-        results = self.poll(ignore_schedule=ignore_schedule)
+    def cycle(self, *, ignore_schedule: bool = False,
+              progress: Callable[[int], None] | None = None) -> list[FeedResult]:
+        results = self.poll(ignore_schedule=ignore_schedule, progress=progress)
         if not self.stopping.is_set():
             self.cut_digests()
             self.relay()

@@ -95,9 +95,27 @@ def test_second_daemon_on_one_sqlite_file_is_refused(tmp_path: Path,
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ["run", "once", "digest", "check", "status"]:
+    """Every command the parser knows (found, not listed), nested ones included."""
+    import argparse
+
+    from monitor.cli import _parser
+
+    def commands(parser: argparse.ArgumentParser, prefix: list[str]) -> list[list[str]]:
+        out = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    path = [*prefix, name]
+                    assert sub.description, f"{' '.join(path)}: no description"
+                    out += [path, *commands(sub, path)]
+        return out
+
+    found = commands(_parser(), [])
+    assert {"run", "once", "digest", "check", "status", "explain", "backfill", "search",
+            "prune", "health"} <= {c[0] for c in found} and ["feeds", "import"] in found
+    for command in found:
         with pytest.raises(SystemExit) as info:
-            main([command, "--help"])
+            main([*command, "--help"])
         assert info.value.code == 0
         assert capsys.readouterr().out.strip()
 

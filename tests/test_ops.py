@@ -337,3 +337,92 @@ def test_retention_keeps_fingerprints_so_an_old_story_reposted_is_recognised(
         assert len(box.messages) == 1  # recognised, and not alerted again
     finally:
         service.close()
+
+
+def test_feeds_import_and_export_opml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text('# my feeds\n[[feeds]]\nurl = "https://a.example/rss"\nname = "A"\n')
+    opml_file = tmp_path / "reader.opml"
+    opml_file.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+        '<outline text="Africa"><outline text="A again" xmlUrl="https://a.example/rss"/>'
+        '<outline text="Sahel Wire" title="Sahel &amp; Co" type="rss" '
+        'xmlUrl="https://b.example/feed.xml"/></outline>'
+        '<outline text="bad" xmlUrl="javascript:alert(1)"/>'
+        '<outline text="Кремль" xmlUrl="http://c.example/ru"/></body></opml>')
+    assert main(["--config", str(cfg), "feeds", "import", str(opml_file)]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 'bad': 'javascript:alert(1)' is not an http(s) URL" in out
+    assert "2 feeds added" in out and "1 already there" in out
+    settings = config.load(cfg)
+    assert [(f.url, f.name) for f in settings.feeds] == [
+        ("https://a.example/rss", "A"), ("https://b.example/feed.xml", "Sahel & Co"),
+        ("http://c.example/ru", "Кремль")]
+    assert cfg.read_text().startswith("# my feeds\n")  # the user's file, comments kept
+    assert main(["--config", str(cfg), "feeds", "import", str(opml_file)]) == 0
+    assert "0 feeds added" in capsys.readouterr().out  # idempotent
+
+    assert main(["--config", str(cfg), "feeds", "export"]) == 0
+    exported = ET.fromstring(capsys.readouterr().out)
+    assert [o.get("xmlUrl") for o in exported.iter("outline")] == [
+        f.url for f in settings.feeds]
+    assert [o.get("title") for o in exported.iter("outline")][1] == "Sahel & Co"
+
+    bomb = tmp_path / "bomb.opml"
+    bomb.write_text('<?xml version="1.0"?><!DOCTYPE opml [<!ENTITY a "aaaa">]>'
+                    '<opml><body><outline xmlUrl="https://x.example/&a;"/></body></opml>')
+    assert main(["--config", str(cfg), "feeds", "import", str(bomb)]) == 1
+    assert "not OPML" in capsys.readouterr().err
+    assert main(["--config", str(cfg), "feeds", "import", str(tmp_path / "none")]) == 2
+
+
+def test_search_stored_articles_with_the_query_language(
+        tmp_path: Path, web: Web, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    web.routes.update({
+        "/a/1": Route(200, page("Wagner leaves Mali", "The Wagner Group said its fighters "
+                                "would leave Mali and hand over to Africa Corps. " * 3),
+                      {"Content-Type": "text/html"}),
+        "/a/2": Route(200, page("Council budget", "The council argued about the budget "
+                                "and the bridge for three hours on Tuesday. " * 3),
+                      {"Content-Type": "text/html"}),
+        "/rss.xml": Route(200, rss([("Wagner leaves Mali", web.url("/a/1"), "x"),
+                                    ("Council budget", web.url("/a/2"), "y")]),
+                          {"Content-Type": "application/rss+xml"}),
+    })
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=[web.url("/rss.xml")], smtp_port=None, slack_url=None,
+                       allowed=[f"127.0.0.1:{web.port}"], seeds=False)
+    assert main(["--config", str(cfg), "once"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "search", '"Africa Corps" NEAR/8 Mali']) == 0
+    out = capsys.readouterr().out
+    assert "Wagner leaves Mali" in out and "Council" not in out
+    assert main(["--config", str(cfg), "search", "budget AND NOT bridge"]) == 1
+    assert "nothing found" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "search", "(budget"]) == 2
+
+
+def test_progress_shows_on_a_terminal_only() -> None:
+    import io
+
+    from monitor.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    bar = Progress("backfill sahel", 4, screen)
+    for _ in range(4):
+        bar.advance()
+    bar.close()
+    assert screen.getvalue().endswith("backfill sahel [" + "#" * 30 + "] 4/4\n")
+    piped = io.StringIO()
+    bar = Progress("polling", 4, piped)
+    bar.advance(4)
+    bar.close()
+    assert piped.getvalue() == ""
