@@ -159,8 +159,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (not the one of set-up time,
+    which may be closed since: a test's capture, a redirected stream)."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def _setup_logging(level: str, form: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=getattr(logging, level), handlers=[handler], force=True)
