@@ -192,6 +192,11 @@ class _Term:
     def label(self) -> str:
         return self.text
 
+    @property
+    def plain(self) -> bool:
+        return (not self.prefix and not self.arabic_first and len(self.words) == 1
+                and self.regex.pattern == rf"(?<!\w)(?:{re.escape(self.key)}){POSSESSIVE}(?!\w)")
+
 
 def _compile_term(tid: int, text: str, *, fuzzy: bool = False, exact: bool = False,
                   capitalised: bool = False) -> _Term:
@@ -448,6 +453,8 @@ class Matcher:
         self._groups = [self._by_key[k] for k in self._keys]
         # whether a group may start inside a word (Arabic clitics before the key)
         self._clitic = [any(t.arabic_first for t in g) for g in self._groups]
+        # whether every term of a group is its key alone (one word, no endings, clitics, *)
+        self._plain = [all(t.plain for t in g) for g in self._groups]
         self._automaton = ahocorasick_rs.AhoCorasick(
             self._keys, implementation=ahocorasick_rs.Implementation.DFA) if self._keys else None
 
@@ -504,9 +511,18 @@ class Matcher:
         found: dict[int, list[Hit]] = {}
         if not text or self._automaton is None:
             return found
-        for index, start, _end in self._automaton.find_matches_as_indexes(text, overlapping=True):
+        size = len(text)
+        for index, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
             inside_word = start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
             if inside_word and not self._clitic[index]:
+                continue
+            if self._plain[index]:  # one word as written: its boundary checked by hand
+                stop = _word_end(text, end, size)
+                if stop is None:
+                    continue
+                for term in self._groups[index]:
+                    if not term.capitalised or f.text[f.folded.source(start)].isupper():
+                        found.setdefault(term.id, []).append((start, stop))
                 continue
             for term in self._groups[index]:
                 at = start
@@ -663,6 +679,23 @@ class Matcher:
         source = doc.fields[shown[0].field].text
         snip, marks = snippet_marks(source, shown, self.snippet_chars)
         return WatchlistMatch(name, terms, spans, snip, marks)
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _word_end(text: str, end: int, size: int) -> int | None:
+    r"""Where a one-word term found at ``[..., end)`` ends, with its possessive, as the pattern
+    ``(?:'s|')?(?!\w)`` would decide; None when the word goes on."""
+    if end < size and text[end] == "'":
+        if end + 1 < size and text[end + 1] == "s" and not (end + 2 < size
+                                                             and _is_word(text[end + 2])):
+            return end + 2
+        if not (end + 1 < size and _is_word(text[end + 1])):
+            return end + 1
+        return end
+    return end if end >= size or not _is_word(text[end]) else None
 
 
 def _where(f: _Field, hit: Hit) -> str:

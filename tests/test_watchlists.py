@@ -325,3 +325,25 @@ def test_edits_and_sighup_reload_the_running_daemon_and_a_broken_edit_is_refused
         proc.stdout.close()  # type: ignore[union-attr]
     titles = [m["Subject"] for m in box.messages]
     assert not any("Ménaka" in str(m) for m in box.messages), titles  # before the edit
+
+
+def test_one_word_terms_end_where_their_pattern_would() -> None:
+    """The automaton's fast path for one-word terms agrees with the term's own pattern."""
+    import random
+
+    from monitor.match import _compile_term
+
+    term = _compile_term(0, "Wagner")
+    assert term.plain
+    matcher = Matcher([Watchlist("x", ("Wagner",))])
+    rnd = random.Random(3)
+    pieces = ["wagner", "Wagner", "'", "'s", "s", "x", "_", "1", " ", ",", "é", "’", "-"]
+    for _ in range(3000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 8)))
+        found = matcher.match("", text)
+        got = [(s.start, s.end) for s in found[0].spans] if found else []
+        from monitor.text import fold_text
+
+        folded = fold_text(text)
+        want = [folded.span(*m.span()) for m in term.regex.finditer(folded.text)]
+        assert got == want, repr(text)
