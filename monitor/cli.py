@@ -22,6 +22,7 @@ from monitor.progress import Progress
 from monitor.schedule import parse_duration
 from monitor.service import Preview, Service
 from monitor.store.tables import Feed
+from monitor.text import clean
 from monitor.watchlists import fixture_problems, matcher_for
 
 log = logging.getLogger("monitor")
@@ -351,10 +352,6 @@ def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _watchlists(settings: config.Settings, name: str | None) -> list[str]:
     names = [w.name for w in settings.watchlists]
     if name is None:
@@ -385,7 +382,7 @@ def cmd_explain(settings: config.Settings, args: argparse.Namespace) -> int:
     else:
         title = args.title
         text = sys.stdin.read() if args.text == "-" else args.text or ""
-    report = matcher.explain(title, text)
+    report = matcher.explain(clean(title, 100_000), clean(text, 10_000_000))
     for name in names:
         print(f"{name}:")
         for line in report[name]:
@@ -516,12 +513,12 @@ def cmd_feeds(settings: config.Settings, args: argparse.Namespace) -> int:
     found, skipped = opml.read(data)
     for line in skipped:
         print(line)
-    added = opml.append_to_config(Path(settings.source), settings, found)
-    try:  # the file must still be a valid config: if not, say so (it is the user's to fix)
-        config.load(settings.source)
+    try:  # the config file changes only if the result is a valid config
+        added = opml.append_to_config(Path(settings.source), settings, found)
     except ConfigError as e:
         for problem in e.problems:
             print(f"config error: {problem}", file=sys.stderr)
+        print(f"{settings.source} is unchanged", file=sys.stderr)
         return 2
     print(f"{len(added)} feeds added to {settings.source} ({len(found) - len(added)} already "
           f"there); a running daemon picks them up at its next tick")
@@ -558,3 +555,7 @@ def cmd_search(settings: config.Settings, args: argparse.Namespace) -> int:
     if not shown:
         print("nothing found")
     return 0 if shown else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -775,6 +775,9 @@ def load(path: str | os.PathLike[str] | None = None,
 
 
 def _cross_checks(s: Settings, origins: list[tuple[str, int | None]]) -> list[ConfigProblem]:
+    from monitor.match import Matcher
+    from monitor.watchlists import watchlist_of
+
     problems = []
     seen: dict[str, int] = {}
     for i, w in enumerate(s.watchlists):
@@ -783,6 +786,11 @@ def _cross_checks(s: Settings, origins: list[tuple[str, int | None]]) -> list[Co
         if w.name in seen:
             problems.append(ConfigProblem(origin, key, f"duplicate watchlist name {w.name!r}"))
         seen[w.name] = i
+        try:  # what the daemon will build: a word with nothing to match is found here
+            Matcher([watchlist_of(w)])
+        except ValueError as e:
+            prefix = f"watchlists[{index}]." if index is not None else ""
+            problems.append(ConfigProblem(origin, f"{prefix}terms", str(e)))
     urls: set[str] = set()
     for i, f in enumerate(s.feeds):
         if f.url in urls:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.match import Matcher, WatchlistMatch
 from monitor.store import articles
+from monitor.store.articles import PRUNED
 from monitor.store.tables import Article, Match
 
 BATCH = 500
@@ -46,7 +47,8 @@ def _articles(sessions: sessionmaker[Session], since: datetime | None,
     last = 0
     while True:
         with sessions() as session:
-            query = (select(Article).where(Article.id > last, Article.is_seed.is_(False))
+            query = (select(Article).where(Article.id > last, Article.is_seed.is_(False),
+                                           Article.text_source != PRUNED)
                      .order_by(Article.id).limit(BATCH))
             if since is not None:
                 query = query.where(Article.created_at >= since)
@@ -62,7 +64,8 @@ def _articles(sessions: sessionmaker[Session], since: datetime | None,
 
 def count(sessions: sessionmaker[Session], since: datetime | None) -> int:
     with sessions() as session:
-        query = select(func.count()).select_from(Article).where(Article.is_seed.is_(False))
+        query = select(func.count()).select_from(Article).where(Article.is_seed.is_(False),
+                                                                Article.text_source != PRUNED)
         if since is not None:
             query = query.where(Article.created_at >= since)
         return session.scalar(query) or 0
@@ -73,8 +76,9 @@ def newest_first(sessions: sessionmaker[Session], since: datetime | None) -> Ite
     last: int | None = None
     while True:
         with sessions() as session:
-            query = (select(Article).where(Article.is_seed.is_(False), Article.text_source !=
-                                           "pruned").order_by(Article.id.desc()).limit(BATCH))
+            query = (select(Article).where(Article.is_seed.is_(False),
+                                           Article.text_source != PRUNED)
+                     .order_by(Article.id.desc()).limit(BATCH))
             if last is not None:
                 query = query.where(Article.id < last)
             if since is not None:
@@ -142,8 +146,7 @@ def backfill(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,
             root, root_is_seed = articles.original_of(session, article.id)
             if root_is_seed:
                 continue
-            done = articles.alerted_channels(session, root, watchlist)
-            done |= articles.alerted_channels(session, article.id, watchlist)
+            done = articles.alerted_in_story(session, root, watchlist)
             report.alerts += articles.add_alerts(
                 session, article.id, match_id, watchlist,
                 [c for c in channels if c not in done], now)

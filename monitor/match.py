@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -120,7 +121,8 @@ _ARABIC_LETTERS = re.compile(r"[\u0600-\u06ff]")
 # Case endings of nouns and adjectives, folded as the text is (й -> и), longest first.
 _ENDINGS = ("ами", "ями", "ого", "его", "ому", "ему", "ыми", "ими", "ой", "ей", "ом", "ем", "ам",
             "ям", "ах", "ях", "ов", "ев", "ую", "юю", "ая", "яя", "ое", "ее", "ый", "ий", "ые",
-            "ие", "ых", "их", "ью", "ым", "им", "а", "я", "у", "ю", "е", "ы", "и", "о", "ь")
+            "ие", "ых", "их", "ью", "ым", "им", "ия", "ию", "ием", "а", "я", "у", "ю", "е", "ы",
+            "и", "о", "ь")  # (-ия, -ию, -ием: nouns in -ий, "Дмитрия", "Евгению")
 # What a term written in the nominative may end in, and loses to its stem: vowels, the soft sign,
 # adjective endings ("группа", "Кидаль", "Африканский"); a final consonant stays ("Лавров").
 _NOMINATIVE = ("ый", "ий", "ой", "ая", "яя", "ое", "ее", "ые", "ие", "а", "я", "ь", "о", "е", "ы",
@@ -129,7 +131,7 @@ _ENDINGS_LONGEST_FIRST = sorted({fold(e)[0] for e in _ENDINGS}, key=lambda e: (-
 _NOMINATIVE_LONGEST_FIRST = sorted({fold(e)[0] for e in _NOMINATIVE},
                                    key=lambda e: (-len(e), e))
 _CYRILLIC_ENDINGS = "(?:" + "|".join(_ENDINGS_LONGEST_FIRST) + ")?"
-_ARABIC_CLITICS = r"(?:[وف]?[بكل]?(?:ال)?|لل)?"
+_ARABIC_CLITICS = r"(?:[وف]?(?:[بكل]?(?:ال)?|لل))?"
 _MIN_STEM = 4  # "Мали" stays "Мали": a three-letter stem would find "мало", "малые"
 
 
@@ -170,9 +172,9 @@ def fuzzy_distance(token: str) -> int:
     acronyms and all-capital tokens (so MINUSMA never meets MINUSCA), for tokens with digits, or
     under 7 characters; 1 from 7, 2 from 10 (optimal string alignment: a swap is one edit)."""
     letters = [c for c in token if c.isalpha()]
-    if len(token) < 7 or any(c.isdigit() for c in token) or all(c.isupper() for c in letters):
+    if len(letters) < 7 or any(c.isdigit() for c in token) or all(c.isupper() for c in letters):
         return 0
-    return 2 if len(token) >= 10 else 1
+    return 2 if len(letters) >= 10 else 1
 
 
 @dataclass
@@ -204,7 +206,8 @@ def _compile_term(tid: int, text: str, *, fuzzy: bool = False, exact: bool = Fal
     body = text.rstrip("*").strip()
     words = _term_words(body)
     if not words:
-        raise ValueError(f"{text!r} has no letters or digits to match")
+        raise ValueError(f"{text!r} has no letters or digits to match (in terms, aliases, "
+                         f"rules or guards)")
     first = words[0]
     key = first if exact or prefix else _stem(first)
     tail = r"\w*" if prefix else POSSESSIVE + r"(?!\w)"
@@ -249,7 +252,11 @@ class _Field:
         return max(bisect.bisect_right(self._starts, pos) - 1, 0)
 
     def original(self, hit: Hit) -> tuple[int, int]:
-        return self.folded.span(*hit)
+        start, end = self.folded.span(*hit)
+        while end < len(self.text) and (unicodedata.combining(self.text[end])
+                                        or self.text[end] == "\u0640"):
+            end += 1  # the marks (harakat, accents) and tatweel that belong to the last letter
+        return start, end
 
 
 class _Text:
@@ -576,6 +583,8 @@ class Matcher:
             for hit, how in places:
                 if (fname, hit) in seen:
                     continue
+                if how and term.capitalised and not f.text[f.folded.source(hit[0])].isupper():
+                    continue  # (exact hits were checked by the scan)
                 seen.add((fname, hit))
                 where = _where(f, hit)
                 why = guard.verdict(doc, fname, hit) if guard is not None else None

@@ -9,15 +9,17 @@ tick. Export writes the configured feeds.
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
-from monitor.config import Settings
+from monitor.config import Settings, load
 from monitor.errors import FeedError, MonitorError
 from monitor.feeds import precheck
+from monitor.text import clean
 
 
 class OpmlError(MonitorError):
@@ -43,7 +45,8 @@ def read(data: bytes) -> tuple[list[OpmlFeed], list[str]]:
     skipped: list[str] = []
     seen: set[str] = set()
     for outline in root.iter("outline"):
-        url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+        url = clean(outline.get("xmlUrl") or outline.get("xmlurl") or "", 2048,
+                    single_line=True)
         title = (outline.get("title") or outline.get("text") or "").strip()
         if not url:
             continue  # a folder
@@ -58,7 +61,7 @@ def read(data: bytes) -> tuple[list[OpmlFeed], list[str]]:
             skipped.append(f"skipped {url}: listed twice")
         else:
             seen.add(url)
-            feeds.append(OpmlFeed(url, " ".join(title.split())[:200]))
+            feeds.append(OpmlFeed(url, clean(title, 200, single_line=True)))
     return feeds, skipped
 
 
@@ -84,6 +87,13 @@ def append_to_config(config_file: Path, settings: Settings,
             lines += ["[[feeds]]", f"url = {json.dumps(f.url)}"]
             if f.title:
                 lines.append(f"name = {json.dumps(f.title, ensure_ascii=False)}")
-        with config_file.open("a", encoding="utf-8") as out:
-            out.write("\n".join(lines) + "\n")
+        updated = text + "\n".join(lines) + "\n"
+        # try the result first (beside the file, so relative paths still resolve); then swap
+        trial = config_file.with_name(f".{config_file.name}.import")
+        trial.write_text(updated, encoding="utf-8")
+        try:
+            load(trial)
+            os.replace(trial, config_file)
+        finally:
+            trial.unlink(missing_ok=True)
     return new

@@ -35,6 +35,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import __version__
+from monitor.errors import MonitorError
 from monitor.store.tables import Article, Digest, Feed, Match
 
 log = logging.getLogger("monitor")
@@ -191,6 +192,7 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
 
     class Handler(BaseHTTPRequestHandler):
         server_version = f"monitor/{__version__}"
+        timeout = 10  # an idle or slow client lets go of its thread
 
         def log_message(self, format: str, *args: object) -> None:
             log.debug("http: " + format, *args)
@@ -242,7 +244,15 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
                        "application/json")
 
     host, _, port = listen.rpartition(":")
-    server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
+    host = host.strip("[]") or "127.0.0.1"
+
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    try:
+        server = Server((host, int(port)), Handler)
+    except OSError as e:
+        raise MonitorError(f"http.listen {listen}: {e.strerror or e}") from None
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()

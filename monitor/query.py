@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 DEFAULT_NEAR = 10
+MAX_DEPTH = 50
 FIELDS = ("title", "body")
 
 
@@ -64,9 +65,10 @@ Node = Word | Ref | Not | And | Or | Near
 _TOKEN = re.compile(r"""
     \s*(?:
       (?P<open>\() | (?P<close>\)) |
-      (?P<near>NEAR(?:/(?P<n>\d+))?)(?=[\s("@]|$) |
-      (?P<op>AND|OR|NOT)(?=[\s("@]|$) |
+      (?P<near>NEAR(?:/(?P<n>\d+))?)(?=[\s()"@]|$) |
+      (?P<op>AND|OR|NOT)(?=[\s()"@]|$) |
       (?P<field>title|body):(?=\S) |
+      (?P<badfield>title|body):(?=\s|$) |
       "(?P<phrase>[^"]*)" |
       @(?P<ref>[\w.-]+) |
       (?P<word>[^\s()"]+)
@@ -88,6 +90,12 @@ def _tokens(query: str) -> list[tuple[str, str, int]]:
         value = m.group("n") or "" if kind == "near" else m.group(kind)
         if kind == "phrase" and not value.strip():
             raise QueryError(f"empty phrase at character {m.start(kind)}")
+        if kind == "badfield":
+            raise QueryError(f"{value}: at character {m.start(kind) + 1} must touch what it "
+                             f"limits ({value}:Wagner, {value}:\"...\", {value}:(...))")
+        if kind == "word" and value.startswith("-"):
+            raise QueryError(f"{value!r} at character {m.start(kind) + 1}: write NOT "
+                             f"{value[1:] or '...'} to exclude a word")
         out.append((kind, value, m.start(kind) + 1))
         pos = m.end()
     return out
@@ -98,6 +106,7 @@ class _Parser:
         self.query = query
         self.tokens = _tokens(query)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -145,17 +154,23 @@ class _Parser:
             left = Near(left, right, distance)
         return left
 
-    def unary(self) -> Node:
+    def unary(self, depth: int = 0) -> Node:
+        if depth > MAX_DEPTH:
+            raise QueryError(f"the query nests deeper than {MAX_DEPTH} levels")
         t = self.peek()
         if t is None:
             raise QueryError("the query ends where a word was expected")
         kind, value, at = self.take()
         if kind == "op" and value == "NOT":
-            return Not(self.unary())
+            return Not(self.unary(depth + 1))
         if kind == "field":
-            return _with_field(self.unary(), value, at)
+            return _with_field(self.unary(depth + 1), value, at)
         if kind == "open":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise QueryError(f"the query nests deeper than {MAX_DEPTH} levels")
             node = self.or_()
+            self.depth -= 1
             closing = self.peek()
             if closing is None or closing[0] != "close":
                 raise QueryError(f"the parenthesis at character {at} is not closed")

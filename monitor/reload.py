@@ -24,7 +24,8 @@ log = logging.getLogger("monitor")
 Stamp = tuple[tuple[str, int, int], ...]
 
 
-def _files(path: Path, settings: Settings | None) -> list[Path]:
+def _files(path: Path, settings: Settings | None,
+           env: Mapping[str, str] | None = None) -> list[Path]:
     """The files that make up the config now: the file itself, what its watchlist globs match
     (read from the file as it is, so a new glob counts), and the seed files."""
     files = [path]
@@ -33,7 +34,9 @@ def _files(path: Path, settings: Settings | None) -> list[Path]:
         import tomllib
 
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        patterns = raw.get("watchlist_files", [])
+        # ${VAR} expanded as the config itself is
+        patterns = config._expand(raw.get("watchlist_files", []), "watchlist_files",
+                                  os.environ if env is None else env, [], str(path))
     except (OSError, ValueError):
         patterns = []
     for pattern in patterns if isinstance(patterns, list) else []:
@@ -47,9 +50,9 @@ def _files(path: Path, settings: Settings | None) -> list[Path]:
     return files
 
 
-def stamp(path: Path, settings: Settings | None) -> Stamp:
+def stamp(path: Path, settings: Settings | None, env: Mapping[str, str] | None = None) -> Stamp:
     out = []
-    for f in _files(path, settings):
+    for f in _files(path, settings, env):
         try:
             st = f.stat()
             out.append((str(f), st.st_mtime_ns, st.st_size))
@@ -69,15 +72,15 @@ class Reloader:
         self.env = env
         self._load = load or (lambda p: config.load(p, env=self.env))
         self.settings = settings
-        self._stamp = stamp(self.path, settings)
+        self._stamp = stamp(self.path, settings, env)
         self.requested = threading.Event()  # set by SIGHUP
 
     def check(self) -> Settings | None:
-        now = stamp(self.path, self.settings)
+        now = stamp(self.path, self.settings, self.env)
         if now == self._stamp and not self.requested.is_set():
             return None
         self.requested.clear()
-        self._stamp = now
+        self._stamp = now  # as read before loading: an edit made meanwhile is seen next time
         try:
             new = self._load(self.path)
             problems = fixture_problems(new)
@@ -92,5 +95,6 @@ class Reloader:
                       ConfigProblem(str(self.path), "", e.strerror or str(e)))
             return None
         self.settings = new
-        self._stamp = stamp(self.path, new)
+        before = {entry[0] for entry in now}  # files the new config watches too (new seeds)
+        self._stamp = now + tuple(e for e in stamp(self.path, new, self.env) if e[0] not in before)
         return new

@@ -6,6 +6,7 @@ scheduler only says "look now"; a restart catches up instead of skipping. No bus
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
 
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,9 +50,12 @@ def run_daemon(service: Service, reloader: Reloader | None = None, *,
         stop.set()
 
     def on_hangup(_signum: int, _frame: FrameType | None) -> None:
-        if reloader is not None:
-            log.info("signal SIGHUP: reloading the config")
-            reloader.requested.set()
+        if reloader is None or stop.is_set():
+            return
+        log.info("signal SIGHUP: reloading the config")
+        reloader.requested.set()
+        # at once, rather than at the next tick; stopping or not started yet: the flag is enough
+        with contextlib.suppress(JobLookupError, SchedulerNotRunningError, NameError):
             scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
 
     def cycle() -> None:

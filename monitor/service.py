@@ -140,16 +140,18 @@ class Service:
                 log.warning("reload: %s changed; it applies at the next restart", key)
         new = new.model_copy(update={"storage": old.storage,
                                      "poll": new.poll.model_copy(update={"tick": old.poll.tick})})
+        # everything is built before anything is swapped: a failure leaves the old set whole
+        matcher = matcher_for(new)
+        renderer = _renderer(new)
+        channels = {w.name: new.channels_of(w) for w in new.watchlists}
         if new.fetch != old.fetch:
             self.fetcher.close()
             self.fetcher = _fetcher(new, self.clock, self._resolver)
         if new.documents != old.documents:
             self.documents.close()
             self.documents = _documents(new)
-        self.settings = new
-        self.matcher = matcher_for(new)
-        self.channels = {w.name: new.channels_of(w) for w in new.watchlists}
-        self.renderer = _renderer(new)
+        self.settings, self.matcher, self.channels, self.renderer = (new, matcher, channels,
+                                                                     renderer)
         self.prepare()
         log.info("reloaded: %d feeds, %d watchlists", len(new.feeds), len(new.watchlists))
 

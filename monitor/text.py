@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # numpy is imported on first use: the parser processes never 
     import numpy.typing as npt
 
 _CONTROL = re.compile(  # C0/C1 controls (but \t \n \r), zero-width and bidi overrides
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff"
+    r"\ufdd0-\ufdef\ufffe\uffff]"  # and the noncharacters XML forbids
 )
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*(\n\s*)+")

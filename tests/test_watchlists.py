@@ -46,6 +46,10 @@ def test_queries_parse_with_the_usual_precedence() -> None:
     ("NOT opera", "only excludes"),
     ("Wagner NEAR/0 Mali", "distance must be 1 to 200"),
     ("Wagner NEAR/5 NOT opera", "needs words on both sides"),
+    ("(Wagner OR)", "unexpected ')'"),
+    ("Wagner -opera", "write NOT opera"),
+    ("title: Wagner", "must touch what it limits"),
+    ("(" * 60 + "a" + ")" * 60, "nests deeper than 50"),
 ])
 def test_bad_queries_say_what_and_where(query: str, message: str) -> None:
     with pytest.raises(q.QueryError, match=re.escape(message)):
@@ -347,3 +351,44 @@ def test_one_word_terms_end_where_their_pattern_would() -> None:
         folded = fold_text(text)
         want = [folded.span(*m.span()) for m in term.regex.finditer(folded.text)]
         assert got == want, repr(text)
+
+
+
+def test_review_findings_stay_fixed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor import dedup
+
+    # a short text sharing one or two sampled shingles with a pruned article is not its copy
+    assert dedup.verify_sampled(frozenset({1}), frozenset({1, 2, 3, 4}), 7) is None
+    assert dedup.verify_sampled(frozenset({1, 2}), frozenset({1, 2, 3}), 7) is None
+    assert dedup.verify_sampled(frozenset({1, 2, 3}), frozenset({1, 2, 3, 4}), 7) is not None
+    # a word with nothing to match is a config error, not a crash at start-up
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('[[watchlists]]\nname = "x"\n[[watchlists.rules]]\nname = "r"\n'
+                   'query = \'Wagner AND "- -"\'\n')
+    assert main(["--config", str(cfg), "check"]) == 2
+    assert "has no letters or digits" in capsys.readouterr().err
+    # Russian nouns in -ий, Arabic و/ف before لل, fuzzy names that must be capitalised
+    wl = Watchlist("x", terms=("Дмитрий Уткин", "فاغنر"), entities=(
+        Entity("Diop", (Term("Abdoulaye Diop", fuzzy=True, capitalised=True),)),))
+    assert one(wl, "", "Похороны Дмитрия Уткина") == ["Дмитрий Уткин"]
+    assert one(wl, "", "с Дмитрием Уткиным") == ["Дмитрий Уткин"]
+    assert one(wl, "", "وللفاغنر دور في مالي") == ["فاغنر"]
+    assert one(wl, "", "Abdulaye Diop visits Moscow") == ["Diop"]
+    assert one(wl, "", "abdulaye diop visits Moscow") == []
+    # a span keeps the marks of its last letter
+    found = Matcher([wl]).match("", "قوات فاغنرُ في مالي")[0]
+    assert "قوات فاغنرُ في مالي"[found.spans[0].start:found.spans[0].end] == "فاغنرُ"
+
+
+def test_a_failed_feeds_import_leaves_the_config_as_it_was(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "monitor.toml"
+    before = 'feeds = [{ url = "https://a.example/rss" }]\n'
+    cfg.write_text(before)
+    opml = tmp_path / "f.opml"
+    opml.write_text('<opml version="2.0"><body><outline text="B" '
+                    'xmlUrl="https://b.example/rss"/></body></opml>')
+    assert main(["--config", str(cfg), "feeds", "import", str(opml)]) == 2
+    assert "is unchanged" in capsys.readouterr().err
+    assert cfg.read_text() == before
+    assert not (tmp_path / ".monitor.toml.import").exists()

@@ -117,6 +117,14 @@ def insert_article(session: Session, article: Article, shingles: Iterable[int]) 
     return article.id
 
 
+def alerted_in_story(session: Session, root: int, watchlist: str) -> set[str]:
+    """Channels on which an article of this story (the root or any of its copies) went out."""
+    return set(session.scalars(
+        select(Alert.channel).join(Article, Article.id == Alert.article_id)
+        .where(Alert.watchlist == watchlist,
+               (Article.id == root) | (Article.duplicate_of_id == root))))
+
+
 def alerted_channels(session: Session, article_id: int, watchlist: str) -> set[str]:
     return set(session.scalars(select(Alert.channel).where(Alert.article_id == article_id,
                                                            Alert.watchlist == watchlist)))
