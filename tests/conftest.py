@@ -8,6 +8,7 @@ import contextlib
 import errno
 import ipaddress
 import json
+import logging
 import os
 import socket
 import threading
@@ -28,6 +29,9 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+# The loopback SMTP server's per-connection chatter is not what a failing test needs to show.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
+
 PG_ADMIN_URL = os.environ.get("MONITOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_RAN: list[str] = []
 
