@@ -235,8 +235,9 @@ class Service:
             quiet = parse_quiet_hours(wl.quiet_hours, wl.timezone) if wl.quiet_hours else None
             with self.sessions.begin() as session:
                 state = outbox.watchlist_state(session, wl.name, lock=True)
-                scheduled = force or state is None or state.next_digest_at is None or \
-                    state.next_digest_at <= now
+                due_at = state.next_digest_at if state is not None else None
+                fresh = due_at is None  # never scheduled yet: the first digest is due now
+                scheduled = force or fresh or (due_at is not None and due_at <= now)
                 urgent = not force and self._urgent_pending(session, wl)
                 if not (scheduled or urgent):
                     continue
@@ -247,7 +248,7 @@ class Service:
                 count = sum(self._cut_one(session, wl.name, ch, now, notices) for ch in
                             self.channels.get(wl.name, []))
                 made += count
-                if scheduled and (not force or state is None):
+                if scheduled and (not force or fresh):
                     last = state.last_digest_at if state else None
                     outbox.set_watchlist_state(session, wl.name, schedule.next_after(now, last),
                                                now if count else None)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.digest import Copy, Item, safe_link
@@ -170,8 +171,18 @@ def last_sent(session: Session) -> dict[tuple[str, str], datetime]:
 
 def watchlist_state(session: Session, watchlist: str, *, lock: bool = False
                     ) -> WatchlistState | None:
+    """The watchlist's schedule state. With ``lock``, the row is created if missing and then
+    locked, so instances cutting digests take turns even before the first digest (a row that
+    does not exist yet cannot be locked)."""
     query = select(WatchlistState).where(WatchlistState.watchlist == watchlist)
     if lock:
+        if session.scalar(query) is None:
+            try:
+                with session.begin_nested():
+                    session.add(WatchlistState(watchlist=watchlist, next_digest_at=None,
+                                               last_digest_at=None))
+            except IntegrityError:
+                pass  # another instance created it meanwhile: lock theirs
         query = query.with_for_update()
     return session.scalar(query)
 
