@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,53 +43,51 @@ class Report:
     alerts: int = 0
 
 
-def _articles(sessions: sessionmaker[Session], since: datetime | None,
-              progress: Callable[[int], None] | None) -> Iterator[Article]:
-    last = 0
+def _stored(since: datetime | None) -> list[Any]:
+    """The articles these tools look at: not seeds, not pruned, stored since ``since``."""
+    where = [Article.is_seed.is_(False), Article.text_source != PRUNED]
+    return where + ([Article.created_at >= since] if since is not None else [])
+
+
+def _batches(sessions: sessionmaker[Session], since: datetime | None, *,
+             newest_first: bool = False) -> Iterator[list[Article]]:
+    """Those articles in batches of ``BATCH``, by id, each read in a short session."""
+    last: int | None = None
     while True:
+        query = select(Article).where(*_stored(since)).limit(BATCH)
+        if newest_first:
+            query = query.order_by(Article.id.desc())
+            if last is not None:
+                query = query.where(Article.id < last)
+        else:
+            query = query.order_by(Article.id).where(Article.id > (last or 0))
         with sessions() as session:
-            query = (select(Article).where(Article.id > last, Article.is_seed.is_(False),
-                                           Article.text_source != PRUNED)
-                     .order_by(Article.id).limit(BATCH))
-            if since is not None:
-                query = query.where(Article.created_at >= since)
             rows = list(session.scalars(query))
             session.expunge_all()
         if not rows:
             return
-        yield from rows
+        yield rows
         last = rows[-1].id
+
+
+def _articles(sessions: sessionmaker[Session], since: datetime | None,
+              progress: Callable[[int], None] | None) -> Iterator[Article]:
+    for rows in _batches(sessions, since):
+        yield from rows
         if progress is not None:
             progress(len(rows))
 
 
 def count(sessions: sessionmaker[Session], since: datetime | None) -> int:
     with sessions() as session:
-        query = select(func.count()).select_from(Article).where(Article.is_seed.is_(False),
-                                                                Article.text_source != PRUNED)
-        if since is not None:
-            query = query.where(Article.created_at >= since)
-        return session.scalar(query) or 0
+        return session.scalar(select(func.count()).select_from(Article)
+                              .where(*_stored(since))) or 0
 
 
 def newest_first(sessions: sessionmaker[Session], since: datetime | None) -> Iterator[Article]:
     """Stored articles with text (no seeds), newest first, read in batches."""
-    last: int | None = None
-    while True:
-        with sessions() as session:
-            query = (select(Article).where(Article.is_seed.is_(False),
-                                           Article.text_source != PRUNED)
-                     .order_by(Article.id.desc()).limit(BATCH))
-            if last is not None:
-                query = query.where(Article.id < last)
-            if since is not None:
-                query = query.where(Article.created_at >= since)
-            rows = list(session.scalars(query))
-            session.expunge_all()
-        if not rows:
-            return
+    for rows in _batches(sessions, since, newest_first=True):
         yield from rows
-        last = rows[-1].id
 
 
 def preview(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,

@@ -15,6 +15,7 @@ Binding, tightest first: NOT, NEAR, AND, OR.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 DEFAULT_NEAR = 10
@@ -219,25 +220,22 @@ def _positive(node: Node) -> bool:
     return all(_positive(c) for c in node.children)
 
 
+def _leaves(node: Node) -> Iterator[Word | Ref]:
+    if isinstance(node, (Word, Ref)):
+        yield node
+    elif isinstance(node, Not):
+        yield from _leaves(node.child)
+    elif isinstance(node, Near):
+        yield from _leaves(node.left)
+        yield from _leaves(node.right)
+    else:
+        for child in node.children:
+            yield from _leaves(child)
+
+
 def words_of(node: Node) -> list[Word]:
-    if isinstance(node, Word):
-        return [node]
-    if isinstance(node, Ref):
-        return []
-    if isinstance(node, Not):
-        return words_of(node.child)
-    if isinstance(node, Near):
-        return words_of(node.left) + words_of(node.right)
-    return [w for c in node.children for w in words_of(c)]
+    return [leaf for leaf in _leaves(node) if isinstance(leaf, Word)]
 
 
 def refs_of(node: Node) -> list[Ref]:
-    if isinstance(node, Ref):
-        return [node]
-    if isinstance(node, Word):
-        return []
-    if isinstance(node, Not):
-        return refs_of(node.child)
-    if isinstance(node, Near):
-        return refs_of(node.left) + refs_of(node.right)
-    return [r for c in node.children for r in refs_of(c)]
+    return [leaf for leaf in _leaves(node) if isinstance(leaf, Ref)]
