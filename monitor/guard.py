@@ -9,8 +9,10 @@ resolved once, every answer checked, and the socket opened to the checked addres
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +79,44 @@ class AddressPolicy:
         return addresses[0]
 
 
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux
+
+
+class _QuickAck(httpcore.NetworkStream):
+    """A connection that acknowledges what it receives at once (TCP_QUICKACK, re-armed at every
+    read and write, as the kernel drops it). A server that writes a response's head and body
+    separately without TCP_NODELAY (Python's http.server, among others) otherwise waits for our
+    delayed ACK before sending the body: 40 ms on every reused keep-alive connection."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
+
+    def _arm(self) -> None:
+        if self._socket is not None and _TCP_QUICKACK is not None:
+            with contextlib.suppress(OSError):
+                self._socket.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = self._inner.read(max_bytes, timeout)
+        self._arm()
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._arm()
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _QuickAck(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class GuardedBackend(httpcore.NetworkBackend):
     """httpcore network backend that resolves, checks and connects to the checked address."""
 
@@ -93,7 +133,8 @@ class GuardedBackend(httpcore.NetworkBackend):
         except (OSError, UnicodeError) as e:
             raise httpcore.ConnectError(f"cannot resolve {host}: {e}") from e
         address = self.policy.check(host, port, addresses)
-        return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+        stream = self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+        return _QuickAck(stream) if _TCP_QUICKACK is not None else stream
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:

@@ -9,6 +9,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -42,12 +43,14 @@ MAX_OUTLET = 512
 class Context:
     settings: Settings
     sessions: sessionmaker[Session]
+    reads: sessionmaker[Session]  # read-only transactions (no write lock on SQLite)
     fetcher: Fetcher
     documents: DocumentWorkers
     matcher: Matcher
     channels: dict[str, list[str]]  # watchlist -> active channels it alerts on
     clock: Callable[[], datetime]
     rng: random.Random = field(default_factory=random.Random)
+    entries: Executor | None = None  # where new entries are processed (None: one by one here)
 
 
 @dataclass
@@ -95,15 +98,23 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
     outlet = (job.name or parsed.title or job.title or _host(job.url))[:MAX_OUTLET]
     new = _new_entries(ctx, job, parsed.entries)
     started = time.monotonic()  # the budget is for the entries; at least one always goes
-    for key, entry in new.items():
-        if result.new and time.monotonic() - started > ctx.settings.fetch.feed_budget:
-            result.status, result.left = "partial", len(new) - result.new
-            break
+
+    def one(index: int, key: str, entry: Entry) -> Stored | str:
+        if index and time.monotonic() - started > ctx.settings.fetch.feed_budget:
+            return "partial"  # left for the next poll
         try:
-            stored = process_entry(ctx, job, key, entry, outlet)
+            return process_entry(ctx, job, key, entry, outlet)
         except Exception:  # a bug on one entry must not hold back the others: it is retried
             log.exception("feed=%s entry=%s status=crashed", job.url, entry.link or entry.guid)
+            return "crashed"
+
+    items = [(i, key, entry) for i, (key, entry) in enumerate(new.items())]
+    outcomes = ctx.entries.map(one, *zip(*items, strict=True)) if ctx.entries and items \
+        else (one(*item) for item in items)
+    for stored in outcomes:
+        if isinstance(stored, str):
             result.left += 1
+            result.status = "partial" if stored == "partial" else result.status
             continue
         result.new += 1
         result.copies += stored.copy
@@ -123,18 +134,19 @@ def _new_entries(ctx: Context, job: FeedJob, entries: list[Entry]) -> dict[str, 
     by_key: dict[str, Entry] = {}
     for entry in entries:
         by_key.setdefault(entry.key(job.id), entry)
-    with ctx.sessions.begin() as session:
+    with ctx.reads() as session:
         known = feed_store.known_entry_keys(session, job.id, list(by_key))
     return {k: e for k, e in by_key.items() if k not in known}
 
 
 def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str) -> Stored:
     now = ctx.clock()
-    with ctx.sessions.begin() as session:
+    with ctx.reads() as session:
         same_url = articles.by_canonical_url(session, entry.canonical)
-        if same_url is not None:  # one article in two feeds, or reposted in this one
+    if same_url is not None:  # one article in two feeds, or reposted in this one
+        with ctx.sessions.begin() as session:
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
-            return Stored(same_url, True, 0)
+        return Stored(same_url, True, 0)
     with STAGE_SECONDS.labels("page").time():  # fetch and extract
         text, source, fetch_error = article_text(ctx, entry)
     with STAGE_SECONDS.labels("fingerprint").time():

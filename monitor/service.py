@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -103,6 +103,7 @@ class Service:
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{db.pid_namespace()}:{id(self):x}"
         self.engine, self.sessions = db.open_database(settings.storage.url)
+        self.reads = db.readers(self.engine)
         self._resolver = resolver
         self.fetcher = _fetcher(settings, clock, resolver)
         self.documents = _documents(settings)
@@ -165,36 +166,52 @@ class Service:
                         "was being sent goes out again)", released)
         return released
 
-    def context(self) -> Context:
-        return Context(self.settings, self.sessions, self.fetcher, self.documents, self.matcher,
-                       self.channels, self.clock)
+    def context(self, entries: Executor | None = None) -> Context:
+        return Context(self.settings, self.sessions, self.reads, self.fetcher, self.documents,
+                       self.matcher, self.channels, self.clock, entries=entries)
 
     # -- polling -------------------------------------------------------------------------------
 
     def poll(self, *, ignore_schedule: bool = False,
              progress: Callable[[int], None] | None = None) -> list[FeedResult]:
         """Poll due feeds (every active feed with ``ignore_schedule``), each at most once, until
-        none is due. Feeds are claimed a worker's worth at a time, so no lease runs out while
-        its feed waits for a free worker."""
+        none is due. Feeds are claimed as workers free up (half the workers at a time), so
+        every worker stays busy and no lease runs out while its feed waits for one. The new
+        entries of all feeds share one pool of threads, so one feed's many entries use every
+        document worker too."""
         results: list[FeedResult] = []
         self.reap()
-        ctx = self.context()
         workers = self.settings.fetch.workers
-        handled: set[int] = set()
-        with ThreadPoolExecutor(workers, "feed") as pool:
-            while not self.stopping.is_set():
-                with self.sessions.begin() as session:
-                    jobs = feed_store.claim_due(session, self.owner, self.clock(), FEED_LEASE,
-                                                workers, ignore_schedule=ignore_schedule,
-                                                exclude=handled)
-                if not jobs:
-                    break
-                handled.update(job.id for job in jobs)
-                for result in pool.map(lambda job: self._poll_one(ctx, job), jobs):
-                    results.append(result)
+        if ignore_schedule:
+            with self.sessions.begin() as session:
+                feed_store.make_all_due(session, self.clock())
+        with ThreadPoolExecutor(workers, "feed") as pool, \
+                ThreadPoolExecutor(self._entry_threads(), "entry") as entries:
+            ctx = self.context(entries)
+            running: set[Future[FeedResult]] = set()
+            more = True
+            while more or running:
+                if more and len(running) <= workers // 2 and not self.stopping.is_set():
+                    with self.sessions.begin() as session:
+                        jobs = feed_store.claim_due(session, self.owner, self.clock(),
+                                                    FEED_LEASE, workers - len(running))
+                    more = bool(jobs)
+                    running.update(pool.submit(self._poll_one, ctx, job) for job in jobs)
+                if self.stopping.is_set():
+                    more = False
+                if not running:
+                    continue
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results.append(future.result())
                     if progress is not None:
                         progress(1)
         return results
+
+    def _entry_threads(self) -> int:
+        """Entries processed at once: enough to keep every document worker busy while others
+        fetch pages or wait to store."""
+        return max(self.settings.fetch.workers, 4 * self.documents.processes)
 
     def _poll_one(self, ctx: Context, job: feed_store.FeedJob) -> FeedResult:
         if self.stopping.is_set():

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import insert, select, text, union_all
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from monitor.dedup import Candidate
@@ -50,19 +51,33 @@ def by_content_hash(session: Session, content_hash: str) -> int | None:
                           .order_by(Article.id).limit(1))
 
 
+# One statement of a fixed shape per lookup, whatever the number of shingles (so it is prepared
+# once): each shingle's newest ``cap`` postings, read from the (hash, article_id) key.
+_POSTINGS_PG = text(
+    "SELECT p.article_id FROM unnest(CAST(:hashes AS bigint[])) AS q(h) CROSS JOIN LATERAL "
+    "(SELECT s.article_id FROM shingles s WHERE s.hash = q.h ORDER BY s.article_id DESC "
+    "LIMIT :cap) AS p")
+_POSTINGS_SQLITE = text(
+    "SELECT article_id FROM (SELECT s.article_id, row_number() OVER (PARTITION BY s.hash "
+    "ORDER BY s.article_id DESC) AS n FROM shingles s "
+    "WHERE s.hash IN (SELECT value FROM json_each(:hashes))) WHERE n <= :cap")
+
+
 def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
                     limit: int = CANDIDATES) -> list[Candidate]:
     """Stored articles sharing at least ``min_overlap`` sampled shingles with the new text, the
     ``limit`` sharing most. Each shingle contributes at most ``POSTINGS_CAP`` articles, the
     newest: a 5-gram found in thousands of articles ("said in a statement on") says little
     and would make the lookup as slow as its list is long."""
-    overlap: Counter[int] = Counter()
     values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
-    for start in range(0, len(values), 400):  # SQLite allows 500 parts in one compound query
-        parts = [select(Shingle.article_id).where(Shingle.hash == value)
-                 .order_by(Shingle.article_id.desc()).limit(POSTINGS_CAP).subquery().select()
-                 for value in values[start : start + 400]]
-        overlap.update(session.scalars(union_all(*parts)))
+    if not values:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.scalars(_POSTINGS_PG, {"hashes": values, "cap": POSTINGS_CAP})
+    else:
+        rows = session.scalars(_POSTINGS_SQLITE, {"hashes": json.dumps(values),
+                                                  "cap": POSTINGS_CAP})
+    overlap: Counter[int] = Counter(rows)
     ranked = [a for a, n in overlap.most_common() if n >= min_overlap][:limit]
     if not ranked:
         return []

@@ -32,9 +32,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+READONLY = "monitor_readonly"  # execution option of the engine behind ``readers``
+
+
 def _sqlite_begin(conn: Any) -> None:
-    # Take the write lock at BEGIN so two writers queue instead of failing on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Take the write lock at BEGIN so two writers queue instead of failing on upgrade; a
+    # read-only transaction takes none (WAL: readers and the writer do not wait for each other).
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READONLY)
+                         else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -76,6 +81,11 @@ def open_database(url: str) -> tuple[Engine, sessionmaker[Session]]:
         raise StorageError(f"cannot open the database {_safe_url(url)}: {e}") from e
     migrate(engine)
     return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def readers(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for transactions that only read: on SQLite they do not take the write lock."""
+    return sessionmaker(engine.execution_options(**{READONLY: True}), expire_on_commit=False)
 
 
 def _short(e: BaseException) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,28 +56,30 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str | None, float]],
 
 
 def claim_due(session: Session, owner: str, now: datetime, lease: timedelta,
-              limit: int, *, ignore_schedule: bool = False,
-              exclude: Collection[int] = ()) -> list[FeedJob]:
+              limit: int) -> list[FeedJob]:
     """Lease up to ``limit`` due feeds to ``owner``; SKIP LOCKED on PostgreSQL so instances
     share the work, and an expired lease (a killed instance) makes a feed claimable again."""
     query = (
         select(Feed)
         .where(Feed.active.is_(True))
         .where(or_(Feed.lease_until.is_(None), Feed.lease_until < now))
+        .where(or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now))
         .order_by(Feed.next_check_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    if not ignore_schedule:
-        query = query.where(or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now))
-    if exclude:
-        query = query.where(Feed.id.not_in(list(exclude)))
     rows = list(session.scalars(query))
     for row in rows:
         row.lease_owner, row.lease_until = owner, now + lease
     return [FeedJob(r.id, r.url, r.name, r.title, r.interval_seconds, r.etag, r.last_modified,
                     r.body_hash, r.error_count, r.cadence_seconds, r.newest_entry_at,
                     r.last_new_entry_at, r.silent_since, r.created_at, owner) for r in rows]
+
+
+def make_all_due(session: Session, now: datetime) -> None:
+    """Every active feed due now (``monitor once``): each is then polled once, as a poll
+    always moves its next check past ``now``."""
+    session.execute(update(Feed).where(Feed.active.is_(True)).values(next_check_at=now))
 
 
 def known_entry_keys(session: Session, feed_id: int, keys: list[str]) -> set[str]:

@@ -1,0 +1,276 @@
+"""Ingest throughput: articles per second end to end, beside the least any pipeline must do.
+
+    python bench/ingest.py [--db sqlite|postgresql+psycopg://...] [--instances 1]
+                           [--feeds 10] [--rounds 1] [corpus/articles]
+
+A separate process serves the 181 real pages of ``shared/corpus/articles`` (gzip, as a browser
+received them) and feeds listing them, on loopback. Then, in the same run:
+
+- baseline: one process per core, each fetching pages from that server and passing them to
+  ``trafilatura.extract`` with the options monitor uses (``include_comments=False, fast=True``);
+- monitor: ``--instances`` processes of ``Service.poll`` on one database, which fetch the feeds
+  and pages, extract, fingerprint, deduplicate against the seeds and each other, match the
+  shipped watchlists and store everything.
+
+Both are timed net of start-up (imports, worker pools, migrations and seeds come first), and
+the ratio monitor / baseline is printed (target >= 0.75). ``--rounds R`` serves every page R
+times under different URLs, later rounds with a line of their own added, so that R-1 of every
+R articles are near-duplicates that dedup must verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import html
+import multiprocessing
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT = ROOT.parent / "shared" / "corpus" / "articles"
+
+import trafilatura  # noqa: E402
+
+from monitor.extract import _CONFIG  # noqa: E402
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.S | re.I)
+
+
+def load_pages(folder: Path) -> list[bytes]:
+    """The gzipped pages, in a fixed order."""
+    return [p.read_bytes() for p in sorted((folder / "html").glob("*.html.gz"))]
+
+
+def page_body(pages: list[bytes], n: int) -> bytes:
+    """Page ``n`` of the served set (rounds after the first get a line of their own)."""
+    raw = pages[n % len(pages)]
+    rnd = n // len(pages)
+    if rnd == 0:
+        return raw
+    text = gzip.decompress(raw)
+    note = f"<p>Update {rnd}: this copy was republished by partner outlet {rnd}.</p>".encode()
+    at = text.lower().find(b"</p>")
+    text = text[: at + 4] + note + text[at + 4:] if at >= 0 else text + note
+    return gzip.compress(text, 6)
+
+
+def feed_doc(port: int, feed: int, feeds: int, total: int, titles: list[str]) -> bytes:
+    items = "".join(
+        f"<item><title>{html.escape(titles[n % len(titles)])}</title>"
+        f"<link>http://127.0.0.1:{port}/page/{n}.html</link><guid>urn:page:{n}</guid>"
+        f"<pubDate>Mon, 15 Nov 2021 10:{n % 60:02d}:00 GMT</pubDate></item>"
+        for n in range(feed, total, feeds))
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {feed}</title>'
+            f"<link>http://127.0.0.1:{port}/</link><description>x</description>{items}"
+            "</channel></rss>").encode()
+
+
+def serve(port: int, folder: str, feeds: int, total: int, ready: Any) -> None:
+    pages = load_pages(Path(folder))
+    titles = []
+    for raw in pages:
+        found = _TITLE.search(gzip.decompress(raw))
+        titles.append(html.unescape(found.group(1).decode("utf-8", "replace")).strip()
+                      if found else "Untitled")
+    cache: dict[int, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            kind, _, name = self.path.strip("/").partition("/")
+            n = int(name.split(".")[0])
+            if kind == "feed":
+                body, ctype, encoding = feed_doc(port, n, feeds, total, titles), \
+                    "application/rss+xml", None
+            else:
+                if n not in cache:
+                    cache[n] = page_body(pages, n)
+                body, ctype, encoding = cache[n], "text/html; charset=utf-8", "gzip"
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            if encoding:
+                self.send_header("Content-Encoding", encoding)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 1024
+
+    server = Server(("127.0.0.1", port), Handler)
+    ready.set()
+    server.serve_forever()
+
+
+# -- baseline: fetch + trafilatura.extract, one process per core ------------------------------
+
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body: bytes = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return body
+
+
+def _baseline_one(url: str) -> int:
+    text = trafilatura.extract(_fetch(url), url=url, include_comments=False, fast=True,
+                               include_tables=True, config=_CONFIG)
+    return len(text or "")
+
+
+def baseline(port: int, total: int, processes: int) -> float:
+    urls = [f"http://127.0.0.1:{port}/page/{n}.html" for n in range(total)]
+    with multiprocessing.get_context("forkserver").Pool(processes) as pool:
+        pool.map(_baseline_one, urls[:processes] * 2, chunksize=1)  # warm: imports, first run
+        started = time.perf_counter()
+        pool.map(_baseline_one, urls, chunksize=1)
+        return time.perf_counter() - started
+
+
+# -- monitor -------------------------------------------------------------------------------
+
+def write_config(folder: Path, db: str, port: int, feeds: int) -> Path:
+    lines = [f'watchlist_files = ["{ROOT}/config/watchlists/*.toml"]',
+             f'[storage]\nurl = "{db}"', f'[seeds]\npaths = ["{ROOT}/seeds"]',
+             "[fetch]\nallow_private_addresses = true\ntimeout = 60",
+             '[channels.email]\nrecipients = ["desk@example.org"]',
+             '[channels.slack]\nwebhook_url = "http://127.0.0.1:9/hook"',
+             '[poll]\ninterval = "1h"']
+    lines += [f'[[feeds]]\nurl = "http://127.0.0.1:{port}/feed/{n}.xml"' for n in range(feeds)]
+    path = folder / "monitor.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _instance(config_path: str, ready: Any, start: Any, done: Any, warm_url: str) -> None:
+    from monitor import config
+    from monitor.service import Service
+
+    service = Service(config.load(Path(config_path)))
+    service.prepare()
+    page = _fetch(warm_url)
+    for _ in range(service.documents.processes * 2):  # start the worker processes
+        service.documents.extract(page, warm_url)
+    ready.put(os.getpid())
+    start.wait()
+    started = time.perf_counter()
+    service.poll(ignore_schedule=True)
+    done.put((started, time.perf_counter()))
+    service.close()
+
+
+def monitor_run(config_path: Path, instances: int, warm_url: str) -> tuple[float, float]:
+    """(seconds from the common start to the last instance's end, start-up seconds)."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, start, done = ctx.Queue(), ctx.Event(), ctx.Queue()
+    began = time.perf_counter()
+    procs = []
+    for i in range(instances):
+        procs.append(ctx.Process(target=_instance,
+                                 args=(str(config_path), ready, start, done, warm_url)))
+        procs[-1].start()
+        if i == 0:  # the first one migrates and loads the seeds alone
+            ready.get(timeout=600)
+    for _ in procs[1:]:
+        ready.get(timeout=600)
+    startup = time.perf_counter() - began
+    start.set()
+    spans = [done.get(timeout=3600) for _ in procs]
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise SystemExit(f"an instance failed with exit code {p.exitcode}")
+    return max(e for _, e in spans) - min(s for s, _ in spans), startup
+
+
+def count_articles(url: str) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from monitor.store.tables import Article
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        count = conn.scalar(select(func.count()).select_from(Article)
+                            .where(Article.is_seed.is_(False)))
+    engine.dispose()
+    return int(count or 0)
+
+
+@contextmanager
+def fresh_database(db: str, folder: str) -> Iterator[str]:
+    """A new empty database: a SQLite file in ``folder``, or a new PostgreSQL database beside
+    the one named (dropped afterwards)."""
+    if db == "sqlite":
+        yield f"sqlite:///{folder}/bench.db"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"monitor_bench_{os.getpid()}"
+    admin = create_engine(db, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(db).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("articles", nargs="?", type=Path, default=DEFAULT)
+    parser.add_argument("--db", default="sqlite")
+    parser.add_argument("--instances", type=int, default=1)
+    parser.add_argument("--feeds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    if args.instances > 1 and args.db == "sqlite":
+        raise SystemExit("several instances need PostgreSQL: --db postgresql+psycopg://...")
+    total = len(load_pages(args.articles)) * args.rounds
+    port = 19000 + os.getpid() % 1000
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=serve, daemon=True,
+                                     args=(port, str(args.articles), args.feeds, total, ready))
+    server.start()
+    ready.wait(30)
+    cores = os.cpu_count() or 1
+    print(f"{cores} cores; {total} pages ({args.rounds} round(s) of the corpus) in {args.feeds} "
+          f"feeds on one loopback server; {args.db}; {args.instances} instance(s)")
+    base = baseline(port, total, cores)
+    print(f"baseline (fetch + trafilatura.extract, {cores} processes): {base:.2f} s, "
+          f"{total / base:.1f} pages/s")
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(args.db, tmp) as db:
+        cfg = write_config(Path(tmp), db, port, args.feeds)
+        seconds, startup = monitor_run(cfg, args.instances,
+                                       f"http://127.0.0.1:{port}/page/0.html")
+        stored = count_articles(db)
+    rate = stored / seconds
+    print(f"monitor (fetch, extract, dedup, match, store; {args.instances} instance(s)): "
+          f"{seconds:.2f} s, {rate:.1f} articles/s ({stored} stored; start-up {startup:.1f} s "
+          "not counted)")
+    print(f"ratio monitor / baseline: {rate / (total / base):.2f}   target >= 0.75; "
+          f"{datetime.now(UTC):%Y-%m-%d}")
+    server.terminate()
+
+
+if __name__ == "__main__":
+    main()
