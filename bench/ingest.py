@@ -166,8 +166,8 @@ def _instance(config_path: str, ready: Any, start: Any, done: Any, warm_url: str
     service = Service(config.load(Path(config_path)))
     service.prepare()
     page = _fetch(warm_url)
-    for _ in range(service.documents.processes * 2):  # start the worker processes
-        service.documents.extract(page, warm_url)
+    for _ in range(service.documents.processes * 2):  # start the workers, build their matchers
+        service.documents.analyse(page, warm_url, "", "")
     ready.put(os.getpid())
     start.wait()
     started = time.perf_counter()

@@ -10,3 +10,9 @@ into exit codes.
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# numpy (folding, in match.py) needs no BLAS; OpenBLAS would reserve tens of MiB of address
+# space per core in every process, which counts against a document worker's memory limit.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

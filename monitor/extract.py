@@ -30,3 +30,11 @@ def extract_text(html: bytes, url: str) -> str:
     except (ValueError, TypeError, RecursionError):
         return ""
     return clean(text, MAX_TEXT) if text else ""
+
+
+def choose_text(extracted: str, summary: str) -> tuple[str, str, str | None]:
+    """(text, source, error) from a page's extracted text and the feed's own summary: the page,
+    unless it gave less than the summary (capped at 200 characters) of text."""
+    if extracted and len(extracted) >= min(len(summary), 200):
+        return extracted, "page", None
+    return summary, "summary" if summary else "none", "page: no article text found"

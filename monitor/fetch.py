@@ -263,21 +263,28 @@ class Fetcher:
 
     def _one(self, url: str, headers: dict[str, str], max_bytes: int,
              deadline: float) -> Fetched | _NotModified | str:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FetchError(f"deadline of {self.timeout:g}s passed")
-        timeout = httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining))
-        try:
-            client = self._client_for(url)
-            request = client.build_request("GET", url, headers=headers, timeout=timeout)
-        except (httpx.InvalidURL, ValueError) as e:
-            raise FetchError(f"invalid URL: {e}") from e
-        try:
-            response = client.send(request, stream=True)
-        except httpx.TimeoutException as e:
-            raise FetchError(f"timed out: {type(e).__name__}") from e
-        except httpx.HTTPError as e:
-            raise FetchError(f"connection failed: {_reason(e)}") from e
+        for attempt in (1, 2):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FetchError(f"deadline of {self.timeout:g}s passed")
+            timeout = httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining))
+            try:
+                client = self._client_for(url)
+                request = client.build_request("GET", url, headers=headers, timeout=timeout)
+            except (httpx.InvalidURL, ValueError) as e:
+                raise FetchError(f"invalid URL: {e}") from e
+            try:
+                response = client.send(request, stream=True)
+                break
+            except httpx.TimeoutException as e:
+                raise FetchError(f"timed out: {type(e).__name__}") from e
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+                # A kept-alive connection the server closed meanwhile fails before any answer:
+                # a GET is sent once more, on a new connection (as browsers do).
+                if attempt == 2:
+                    raise FetchError(f"connection failed: {_reason(e)}") from e
+            except httpx.HTTPError as e:
+                raise FetchError(f"connection failed: {_reason(e)}") from e
         watchdog = _Watchdog(response, deadline - time.monotonic())
         try:
             return self._handle(url, response, max_bytes, deadline)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import dedup, health
 from monitor.config import Settings
-from monitor.dedup import Verdict, fingerprint
+from monitor.dedup import Verdict
 from monitor.errors import FeedError, FetchError, RetryLater
 from monitor.feeds import Entry
 from monitor.fetch import Fetched, Fetcher
@@ -29,7 +29,7 @@ from monitor.store import articles
 from monitor.store import feeds as feed_store
 from monitor.store.feeds import FeedJob
 from monitor.store.tables import Article
-from monitor.work import DocumentWorkers, ExtractFailed
+from monitor.work import Analysis, DocumentWorkers, ExtractFailed, analyse
 
 log = logging.getLogger("monitor")
 
@@ -147,12 +147,9 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
         with ctx.sessions.begin() as session:
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
         return Stored(same_url, True, 0)
-    with STAGE_SECONDS.labels("page").time():  # fetch and extract
-        text, source, fetch_error = article_text(ctx, entry)
-    with STAGE_SECONDS.labels("fingerprint").time():
-        fp = fingerprint(text)
-    with STAGE_SECONDS.labels("match").time():
-        matches = ctx.matcher.match(entry.title, text)
+    found = analyse_entry(ctx, entry)
+    text, source, fetch_error, fp, matches = (found.text, found.source, found.error,
+                                              found.fingerprint, found.matches)
     with STAGE_SECONDS.labels("store").time(), ctx.sessions.begin() as session:
         articles.lock_for_dedup(session)
         same_url = articles.by_canonical_url(session, entry.canonical)
@@ -224,27 +221,40 @@ def _record_matches(ctx: Context, session: Session, article_id: int,
     return alerts
 
 
-def article_text(ctx: Context, entry: Entry) -> tuple[str, str, str | None]:
-    """(text, source, fetch error): the page's main text, else the feed's own summary."""
+def analyse_entry(ctx: Context, entry: Entry) -> Analysis:
+    """The entry's text (the page's main text, else the feed's own summary), fingerprinted and
+    matched: a fetched page in a document worker, a summary here."""
+    with STAGE_SECONDS.labels("page").time():  # the fetch
+        page, error = _page(ctx, entry)
+    found = None
+    if page is not None:
+        try:
+            found = ctx.documents.analyse(page.body, page.url, entry.title, entry.summary)
+        except ExtractFailed as e:
+            error = f"page: {e}"
+    if found is None:
+        found = analyse(ctx.matcher, entry.title, entry.summary,
+                        "summary" if entry.summary else "none", error)
+    for stage, seconds in zip(("extract", "fingerprint", "match"), found.seconds, strict=True):
+        if seconds:
+            STAGE_SECONDS.labels(stage).observe(seconds)
+    return found
+
+
+def _page(ctx: Context, entry: Entry) -> tuple[Fetched | None, str | None]:
+    """The entry's page, or None and why not (None: the feed's text is all there is)."""
     if not entry.canonical:
-        reason = "link not fetched: not an http(s) URL" if entry.link else None
-        return entry.summary, "summary" if entry.summary else "none", reason
+        return None, "link not fetched: not an http(s) URL" if entry.link else None
     if not ctx.settings.fetch.fetch_pages:
-        return entry.summary, "summary" if entry.summary else "none", None
+        return None, None
     try:
         page = ctx.fetcher.get(entry.link, max_bytes=ctx.settings.fetch.page_max_bytes,
                                accept=PAGE_ACCEPT)
     except FetchError as e:
-        return entry.summary, "summary" if entry.summary else "none", f"page: {e}"
+        return None, f"page: {e}"
     if not isinstance(page, Fetched):
-        return entry.summary, "summary" if entry.summary else "none", "page: 304 unasked"
-    try:
-        text = ctx.documents.extract(page.body, page.url)
-    except ExtractFailed as e:
-        return entry.summary, "summary" if entry.summary else "none", f"page: {e}"
-    if text and len(text) >= min(len(entry.summary), 200):
-        return text, "page", None
-    return entry.summary, "summary" if entry.summary else "none", "page: no article text found"
+        return None, "page: 304 unasked"
+    return page, None
 
 
 def _newest(entries: list[Entry]) -> datetime | None:

@@ -32,7 +32,7 @@ from monitor.store import feeds as feed_store
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Alert, Article, Feed, Match
 from monitor.text import clean
-from monitor.watchlists import matcher_for
+from monitor.watchlists import matcher_for, watchlist_of
 from monitor.work import DocumentWorkers
 
 log = logging.getLogger("monitor")
@@ -87,7 +87,9 @@ def _fetcher(settings: Settings, clock: Callable[[], datetime], resolver: Resolv
 
 def _documents(settings: Settings) -> DocumentWorkers:
     d = settings.documents
-    return DocumentWorkers(processes=d.processes, timeout=d.timeout, memory_mib=d.memory_limit)
+    return DocumentWorkers(processes=d.processes, timeout=d.timeout, memory_mib=d.memory_limit,
+                           watchlists=[watchlist_of(w) for w in settings.watchlists],
+                           snippet_chars=settings.digest.snippet_chars)
 
 
 def _renderer(settings: Settings) -> Renderer:
@@ -148,9 +150,10 @@ class Service:
         if new.fetch != old.fetch:
             self.fetcher.close()
             self.fetcher = _fetcher(new, self.clock, self._resolver)
-        if new.documents != old.documents:
+        documents = _documents(new)  # the workers match too: new watchlists, new workers
+        if documents.spec != self.documents.spec:
             self.documents.close()
-            self.documents = _documents(new)
+            self.documents = documents
         self.settings, self.matcher, self.channels, self.renderer = (new, matcher, channels,
                                                                      renderer)
         self.prepare()

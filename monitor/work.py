@@ -1,4 +1,4 @@
-"""Parsing and extraction in worker processes, bounded in time and memory.
+"""Parsing, extraction and analysis in worker processes, bounded in time and memory.
 
 feedparser and trafilatura run on documents written by strangers. A pathological page can take
 seconds of CPU or gigabytes of memory, and a thread cannot be stopped. So both run in a small pool
@@ -8,6 +8,12 @@ document can do is fail on its own. The daemon itself never parses untrusted mar
 
 Workers start from a fork server that has already imported the parsers, so replacing one is
 cheap, and they are recycled after ``MAX_TASKS`` tasks so slow leaks cannot accumulate.
+
+A fetched page is analysed whole in one task: extracted, fingerprinted and matched against the
+watchlists, so every CPU stage of an article runs on all cores and the daemon's own process
+(one interpreter, one lock) only fetches and stores. Each worker builds its matcher from the
+watchlists it was started with, at its first page; a reload with other watchlists starts new
+workers.
 """
 
 from __future__ import annotations
@@ -17,20 +23,24 @@ import multiprocessing
 import os
 import resource
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
+from monitor.dedup import Fingerprint, fingerprint
 from monitor.errors import FeedError
-from monitor.extract import extract_text
+from monitor.extract import choose_text, extract_text
 from monitor.feeds import ParsedFeed, parse
+from monitor.match import Matcher, Watchlist, WatchlistMatch
 
 log = logging.getLogger("monitor")
 T = TypeVar("T")
-MAX_TASKS = 200
+MAX_TASKS = 1000
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["monitor.work"])
 
@@ -39,9 +49,55 @@ class ExtractFailed(Exception):
     """Extraction was stopped (deadline, memory limit); the message says which."""
 
 
-def _limit_memory(max_bytes: int) -> None:  # runs in each worker as it starts
+@dataclass(frozen=True)
+class Analysis:
+    """An article's text and what is known of it: from its page, else the feed's summary."""
+
+    text: str
+    source: str  # page | summary | none
+    error: str | None  # why the page's text was not used
+    fingerprint: Fingerprint
+    matches: list[WatchlistMatch]
+    seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)  # extract, fingerprint, match
+
+
+def analyse(matcher: Matcher, title: str, text: str, source: str,
+            error: str | None) -> Analysis:
+    """Fingerprint and match a text whose source is settled (a summary, in the daemon)."""
+    started = time.perf_counter()
+    fp = fingerprint(text)
+    fingerprinted = time.perf_counter()
+    matches = matcher.match(title, text)
+    return Analysis(text, source, error, fp, matches,
+                    (0.0, fingerprinted - started, time.perf_counter() - fingerprinted))
+
+
+_WATCHLISTS: tuple[Sequence[Watchlist], int] = ((), 240)
+_MATCHER: Matcher | None = None
+
+
+def _start(max_bytes: int, watchlists: Sequence[Watchlist], snippet_chars: int) -> None:
+    """Runs in each worker as it starts: the memory limit, and the watchlists to match."""
+    global _WATCHLISTS
     if max_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+    _WATCHLISTS = (watchlists, snippet_chars)
+
+
+def _matcher() -> Matcher:
+    global _MATCHER
+    if _MATCHER is None:
+        _MATCHER = Matcher(*_WATCHLISTS)
+    return _MATCHER
+
+
+def _analyse(html: bytes, url: str, title: str, summary: str) -> Analysis:
+    started = time.perf_counter()
+    text, source, error = choose_text(extract_text(html, url), summary)
+    extracted = time.perf_counter()
+    done = analyse(_matcher(), title, text, source, error)
+    return Analysis(done.text, source, error, done.fingerprint, done.matches,
+                    (extracted - started, *done.seconds[1:]))
 
 
 def _parse(body: bytes, url: str, now: datetime, content_type: str) -> ParsedFeed:
@@ -55,19 +111,29 @@ def _extract(html: bytes, url: str) -> str:
 class DocumentWorkers:
     """Thread-safe front of the pool; started on first use, closed with ``close``."""
 
-    def __init__(self, *, processes: int, timeout: float, memory_mib: int) -> None:
+    def __init__(self, *, processes: int, timeout: float, memory_mib: int,
+                 watchlists: Sequence[Watchlist] = (), snippet_chars: int = 240) -> None:
         self.processes = processes or os.cpu_count() or 1
         self.timeout = timeout
         self.memory_mib = memory_mib
+        self.watchlists = tuple(watchlists)
+        self.snippet_chars = snippet_chars
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
+
+    @property
+    def spec(self) -> tuple[object, ...]:
+        """What the workers are started with: equal specs, interchangeable workers."""
+        return (self.processes, self.timeout, self.memory_mib, self.watchlists,
+                self.snippet_chars)
 
     def _get_pool(self) -> ProcessPool:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPool(
                     max_workers=self.processes, max_tasks=MAX_TASKS,
-                    initializer=_limit_memory, initargs=(self.memory_mib * 1024 * 1024,),
+                    initializer=_start, initargs=(self.memory_mib * 1024 * 1024,
+                                                  self.watchlists, self.snippet_chars),
                     context=_CONTEXT,
                 )
             return self._pool
@@ -117,8 +183,16 @@ class DocumentWorkers:
 
     def extract(self, html: bytes, url: str) -> str:
         """``extract.extract_text`` in a worker; ``ExtractFailed`` when it failed or stopped."""
+        return self._page(_extract, (html, url))
+
+    def analyse(self, html: bytes, url: str, title: str, summary: str) -> Analysis:
+        """A fetched page extracted, fingerprinted and matched in a worker (the summary stands
+        in when the page has less text); ``ExtractFailed`` when extraction failed or stopped."""
+        return self._page(_analyse, (html, url, title, summary))
+
+    def _page(self, function: Callable[..., T], args: tuple[object, ...]) -> T:
         try:
-            return self._run(_extract, (html, url))
+            return self._run(function, args)
         except (FutureTimeout, TimeoutError) as e:
             raise ExtractFailed(f"extraction stopped after {self.timeout:g}s") from e
         except MemoryError as e:

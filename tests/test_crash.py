@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -53,8 +54,15 @@ def run(cfg: Path, *args: str) -> str:
     return out.decode()
 
 
-def kill_when(proc: subprocess.Popen[bytes], event: threading.Event) -> None:
+def kill_when(proc: subprocess.Popen[bytes], event: threading.Event,
+              until: Callable[[], bool] = lambda: True) -> None:
+    """SIGKILL the process once ``event`` is set and ``until()`` holds (entries are processed
+    concurrently: another may still be on its way when one of them hangs)."""
     reached = event.wait(60)
+    deadline = time.monotonic() + 30
+    while reached and not until() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    reached = reached and until()
     proc.send_signal(signal.SIGKILL)
     out = proc.communicate(timeout=10)[0].decode()
     assert reached, f"the monitor never reached the point to kill it at:\n{out[-3000:]}"
@@ -133,7 +141,8 @@ def test_killed_before_smtp_answers_data_never_loses_the_digest(
     box.refuse = None
     cfg = config(tmp_path, db_url, newsroom, port)
     newsroom.routes["/a/2"] = Route(action=hang)
-    kill_when(start(cfg, "once"), ENTERED)  # the first article is stored and matched
+    # the second page hangs; the first article is stored and matched
+    kill_when(start(cfg, "once"), ENTERED, lambda: counts(db_url)["articles"] == 1)
     newsroom.routes["/a/2"] = Route(200, page("Barkhane ends", "Operation Barkhane. " + COUNCIL),
                                     {"Content-Type": "text/html"})
     run(cfg, "digest", "--send")  # what was stored goes out now

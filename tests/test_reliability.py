@@ -330,6 +330,60 @@ def fetcher(*, allowed: list[str] | None = None, timeout: float = 5.0,
     return f
 
 
+def _raw_server(script: Callable[[int, socket.socket], object]) -> int:
+    """A loopback server that hands its n-th connection to ``script(n, conn)``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for n in range(4):
+            conn, _ = listener.accept()
+            with conn:
+                script(n, conn)
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(listener.getsockname()[1])
+
+
+def _read_request(conn: socket.socket, requests: list[bytes]) -> bool:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return False
+        data += chunk
+    requests.append(data)
+    return True
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_new_one() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+    requests: list[bytes] = []
+
+    def script(n: int, conn: socket.socket) -> None:
+        if n == 0:  # answers one request, reads the next and hangs up without a word
+            _read_request(conn, requests)
+            conn.sendall(answer)
+            _read_request(conn, requests)
+        elif _read_request(conn, requests):
+            conn.sendall(answer)
+
+    port = _raw_server(script)
+    f = fetcher(allowed=[f"127.0.0.1:{port}"])
+    for _ in range(2):
+        got = f.get(f"http://127.0.0.1:{port}/", max_bytes=100)
+        assert isinstance(got, Fetched) and got.body == b"ok"
+    assert len(requests) == 3  # the second GET went out twice: once on each connection
+
+
+def test_a_server_that_always_hangs_up_is_a_reason_after_one_retry() -> None:
+    requests: list[bytes] = []
+    port = _raw_server(lambda _n, conn: _read_request(conn, requests))
+    with pytest.raises(FetchError, match=r"connection failed: .*disconnected"):
+        fetcher(allowed=[f"127.0.0.1:{port}"]).get(f"http://127.0.0.1:{port}/", max_bytes=100)
+    assert len(requests) == 2
+
+
 def test_connection_refused_and_dns_failure_are_reasons() -> None:
     port = free_port()
     with pytest.raises(FetchError, match="connection failed"):
@@ -885,7 +939,7 @@ def test_ingestion_over_every_corpus_feed(
 def test_a_document_over_the_worker_memory_limit_fails_alone() -> None:
     from monitor.work import DocumentWorkers, ExtractFailed
 
-    workers = DocumentWorkers(processes=1, timeout=30, memory_mib=160)
+    workers = DocumentWorkers(processes=1, timeout=30, memory_mib=256)
     try:
         with pytest.raises(ExtractFailed, match=r"memory limit|process died"):
             workers.extract(POISON_PAGE, "http://x.example/")

@@ -90,7 +90,8 @@ def test_three_instances_share_300_feeds_and_survive_a_sigkill(
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                tail = {pid: "".join(lines[-15:]) for pid, lines in logs.items()}
+                tail = {pid: "".join([x for x in lines if "failed" in x][-10:] + lines[-15:])
+                        for pid, lines in logs.items()}
                 raise AssertionError(f"timed out waiting for {what}: {tail}")
             time.sleep(0.2)
 

@@ -123,13 +123,28 @@ def shingles_of(session: Session, article_id: int) -> frozenset[int]:
     return frozenset(session.scalars(select(Shingle.hash).where(Shingle.article_id == article_id)))
 
 
+_ADD_SHINGLES_PG = text("INSERT INTO shingles (hash, article_id) "
+                        "SELECT DISTINCT h, :id FROM unnest(CAST(:hashes AS bigint[])) AS q(h)")
+_ADD_SHINGLES_SQLITE = text("INSERT INTO shingles (hash, article_id) "
+                            "SELECT DISTINCT value, :id FROM json_each(:hashes)")
+
+
 def insert_article(session: Session, article: Article, shingles: Iterable[int]) -> int:
     session.add(article)
     session.flush()
-    rows = [{"hash": h, "article_id": article.id} for h in set(shingles)]
-    if rows:
-        session.execute(insert(Shingle), rows)
+    add_shingles(session, article.id, shingles)
     return article.id
+
+
+def add_shingles(session: Session, article_id: int, shingles: Iterable[int]) -> None:
+    """The article's sampled shingles into the index, in one statement."""
+    values = list(set(shingles))
+    if not values:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_ADD_SHINGLES_PG, {"id": article_id, "hashes": values})
+    else:
+        session.execute(_ADD_SHINGLES_SQLITE, {"id": article_id, "hashes": json.dumps(values)})
 
 
 def alerted_in_story(session: Session, root: int, watchlist: str) -> set[str]:
