@@ -40,7 +40,12 @@ def feed(n: int, items: int = 20) -> bytes:
             "</channel></rss>").encode()
 
 
-def serve(port: int, mode: Any) -> None:
+ITEMS: Any = None
+
+
+def serve(port: int, mode: Any, items: Any) -> None:
+    global ITEMS
+    ITEMS = items
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -56,7 +61,7 @@ def serve(port: int, mode: Any) -> None:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            body = feed(n)
+            body = feed(n, ITEMS.value)
             self.send_response(200)
             self.send_header("Content-Type", "application/rss+xml")
             if mode.value == 0:
@@ -72,10 +77,14 @@ def serve(port: int, mode: Any) -> None:
     Server(("0.0.0.0", port), Handler).serve_forever()
 
 
+PER_ADDRESS = 20
+
+
 def address(n: int) -> str:
-    """Feed n's host: 250 feeds per loopback address, 127.1.0.1 onwards."""
-    block = n // 250
-    return f"127.{1 + block // 250}.{block % 250}.{1 + n % 250}"
+    """Feed n's host: ``PER_ADDRESS`` feeds per loopback address, 127.1.0.1 onwards (a host
+    serves a few feeds, as news sites do: fetch.per_host bounds the requests to each)."""
+    host = n // PER_ADDRESS
+    return f"127.{1 + host // 62500}.{host // 250 % 250}.{1 + host % 250}"
 
 
 def main() -> None:
@@ -83,10 +92,12 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=10_000)
     parser.add_argument("--db", default="sqlite")
     parser.add_argument("--workers", type=int, default=32, help="fetch.workers")
+    parser.add_argument("--items", type=int, default=20, help="items per feed")
     args = parser.parse_args()
     port = 18000 + os.getpid() % 1000
     mode = multiprocessing.Value("i", 0)
-    server = multiprocessing.Process(target=serve, args=(port, mode), daemon=True)
+    items = multiprocessing.Value("i", args.items)
+    server = multiprocessing.Process(target=serve, args=(port, mode, items), daemon=True)
     server.start()
     time.sleep(0.5)
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,12 +114,12 @@ def main() -> None:
         started = time.perf_counter()
         service = Service(settings)
         service.prepare()
-        print(f"{os.cpu_count()} cores; {args.feeds} feeds on {args.feeds // 250 + 1} loopback "
+        print(f"{os.cpu_count()} cores; {args.feeds} feeds on {-(-args.feeds // PER_ADDRESS)} loopback "
               f"addresses; {args.db}; fetch.workers {args.workers}; start-up and feeds table "
               f"{time.perf_counter() - started:.1f} s")
         try:
-            for label, value in (("200, 20 new items each", 0), ("304", 1),
-                                 ("200, 20 seen items each", 2)):
+            for label, value in ((f"200, {args.items} new items each", 0), ("304", 1),
+                                 (f"200, {args.items} seen items each", 2)):
                 mode.value = value
                 started = time.perf_counter()
                 results = service.poll(ignore_schedule=True)

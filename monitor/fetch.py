@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import heapq
+import itertools
 import socket
 import ssl
 import threading
@@ -41,6 +43,7 @@ REDIRECTS = {301, 302, 303, 307, 308}
 MAX_ENCODINGS = 2
 ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 RETRY_AFTER_BOUNDS = (1.0, 86400.0)
+POOL_SHARD = 8  # connections per pool of direct connections
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,12 @@ class Fetcher:
         self.clock = clock  # for Retry-After dates
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
-        self._client = self._make_client(user_agent, max_connections, None)
+        # Direct connections are spread over several small pools by host: httpcore looks at
+        # every connection of a pool for each request, under one lock, which at a few dozen
+        # connections and threads cost more than the requests themselves.
+        shards = max(1, max_connections // POOL_SHARD)
+        self._clients = [self._make_client(user_agent, -(-max_connections // shards), None)
+                         for _ in range(shards)]
         self._proxy_env = urllib.request.getproxies_environment()
         self._proxied = {scheme: self._make_client(user_agent, max_connections, proxy)
                          for scheme, proxy in _proxies(self._proxy_env).items()}
@@ -205,7 +213,8 @@ class Fetcher:
         )
 
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients:
+            client.close()
         for client in self._proxied.values():
             client.close()
 
@@ -216,7 +225,7 @@ class Fetcher:
         client = self._proxied.get(parts.scheme.lower())
         host = parts.hostname or ""
         if client is None or _bypassed(host, self._proxy_env):
-            return self._client
+            return self._clients[zlib.crc32(host.encode("utf-8", "replace")) % len(self._clients)]
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         try:
             addresses = self.resolver(host, port)
@@ -285,11 +294,11 @@ class Fetcher:
                     raise FetchError(f"connection failed: {_reason(e)}") from e
             except httpx.HTTPError as e:
                 raise FetchError(f"connection failed: {_reason(e)}") from e
-        watchdog = _Watchdog(response, deadline - time.monotonic())
+        watched = _WATCHDOG.watch(response, deadline - time.monotonic())
         try:
             return self._handle(url, response, max_bytes, deadline)
         finally:
-            watchdog.cancel()
+            _WATCHDOG.cancel(watched)
             response.close()
 
     def _handle(self, url: str, response: httpx.Response, max_bytes: int,
@@ -362,24 +371,59 @@ class Fetcher:
 
 
 class _Watchdog:
-    """Cuts the connection when the deadline passes: a read timeout alone restarts with every
-    byte, so a server dripping a byte just before each timeout would hold a worker for ever."""
+    """Cuts a connection when its deadline passes: a read timeout alone restarts with every
+    byte, so a server dripping a byte just before each timeout would hold a worker for ever.
+    One thread watches every connection of the process (a timer thread per request cost more
+    than a 304 answer)."""
 
-    def __init__(self, response: httpx.Response, seconds: float) -> None:
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._due: list[tuple[float, int]] = []  # (deadline, token), a heap
+        self._watched: dict[int, socket.socket] = {}
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, response: httpx.Response, seconds: float) -> int | None:
         stream = response.extensions.get("network_stream")
-        self._socket = stream.get_extra_info("socket") if stream is not None else None
-        self._timer = threading.Timer(max(seconds, 0.0), self._cut)
-        self._timer.daemon = True
-        if self._socket is not None:
-            self._timer.start()
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is None:
+            return None
+        with self._wake:
+            token = next(self._tokens)
+            self._watched[token] = sock
+            heapq.heappush(self._due, (time.monotonic() + max(seconds, 0.0), token))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="fetch-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            if self._due[0][1] == token:  # the earliest deadline now
+                self._wake.notify()
+        return token
 
-    def _cut(self) -> None:
-        if self._socket is not None:
-            with contextlib.suppress(OSError):
-                self._socket.shutdown(socket.SHUT_RDWR)
+    def cancel(self, token: int | None) -> None:
+        if token is not None:
+            with self._wake:
+                self._watched.pop(token, None)
 
-    def cancel(self) -> None:
-        self._timer.cancel()
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                while self._due and self._due[0][1] not in self._watched:
+                    heapq.heappop(self._due)  # answered in time
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                deadline, token = self._due[0]
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._wake.wait(left)
+                    continue
+                heapq.heappop(self._due)
+                with contextlib.suppress(OSError):
+                    self._watched.pop(token).shutdown(socket.SHUT_RDWR)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _validator(value: str | None, limit: int) -> str | None:

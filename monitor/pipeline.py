@@ -27,6 +27,7 @@ from monitor.ops import STAGE_SECONDS
 from monitor.schedule import backoff
 from monitor.store import articles
 from monitor.store import feeds as feed_store
+from monitor.store.db import WriteBatch
 from monitor.store.feeds import FeedJob
 from monitor.store.tables import Article
 from monitor.work import Analysis, DocumentWorkers, ExtractFailed, analyse
@@ -51,6 +52,7 @@ class Context:
     clock: Callable[[], datetime]
     rng: random.Random = field(default_factory=random.Random)
     entries: Executor | None = None  # where new entries are processed (None: one by one here)
+    records: WriteBatch | None = None  # where feed records are gathered (None: written at once)
 
 
 @dataclass
@@ -297,12 +299,10 @@ def _succeeded(ctx: Context, job: FeedJob, now: datetime, status: str, *,
         log.warning("feed=%s status=silent quiet_for=%s usual_gap=%s", job.url,
                     health.describe_gap(quiet.total_seconds()),
                     health.describe_gap(usual) if usual else "unknown")
-    with ctx.sessions.begin() as session:
-        feed_store.record_success(session, job.id, job.owner, now, next_check, title=title,
-                                  etag=etag,
-                                  last_modified=last_modified, body_hash=body_hash,
-                                  new_entries=new, not_modified=not_modified, newest=newest,
-                                  cadence=cadence, silent_since=silent_since)
+    _record(ctx, feed_store.success(
+        job.id, job.owner, now, next_check, title=title, etag=etag,
+        last_modified=last_modified, body_hash=body_hash, new_entries=new,
+        not_modified=not_modified, newest=newest, cadence=cadence, silent_since=silent_since))
     return FeedResult(job.id, job.url, status, new=new)
 
 
@@ -312,7 +312,15 @@ def _failed(ctx: Context, job: FeedJob, now: datetime, reason: str,
                     ctx.rng.uniform(0.8, 1.2))
     if wait is not None:
         delay = max(delay, wait)
-    with ctx.sessions.begin() as session:
-        feed_store.record_failure(session, job.id, job.owner, now, now + timedelta(seconds=delay),
-                                  reason)
+    _record(ctx, feed_store.failure(job.id, job.owner, now, now + timedelta(seconds=delay),
+                                    reason))
     return FeedResult(job.id, job.url, "failed", error=reason)
+
+
+def _record(ctx: Context, write: feed_store.Write) -> None:
+    """A feed's poll record: into the batch, or written now."""
+    if ctx.records is not None:
+        ctx.records.add(*write)
+        return
+    with ctx.sessions.begin() as session:
+        session.execute(*write)

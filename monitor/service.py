@@ -169,9 +169,11 @@ class Service:
                         "was being sent goes out again)", released)
         return released
 
-    def context(self, entries: Executor | None = None) -> Context:
+    def context(self, entries: Executor | None = None,
+                records: db.WriteBatch | None = None) -> Context:
         return Context(self.settings, self.sessions, self.reads, self.fetcher, self.documents,
-                       self.matcher, self.channels, self.clock, entries=entries)
+                       self.matcher, self.channels, self.clock, entries=entries,
+                       records=records)
 
     # -- polling -------------------------------------------------------------------------------
 
@@ -188,27 +190,34 @@ class Service:
         if ignore_schedule:
             with self.sessions.begin() as session:
                 feed_store.make_all_due(session, self.clock())
+        records = db.WriteBatch(self.sessions)
         with ThreadPoolExecutor(workers, "feed") as pool, \
                 ThreadPoolExecutor(self._entry_threads(), "entry") as entries:
-            ctx = self.context(entries)
+            ctx = self.context(entries, records)
             running: set[Future[FeedResult]] = set()
             more = True
-            while more or running:
-                if more and len(running) <= workers // 2 and not self.stopping.is_set():
-                    with self.sessions.begin() as session:
-                        jobs = feed_store.claim_due(session, self.owner, self.clock(),
-                                                    FEED_LEASE, workers - len(running))
-                    more = bool(jobs)
-                    running.update(pool.submit(self._poll_one, ctx, job) for job in jobs)
-                if self.stopping.is_set():
-                    more = False
-                if not running:
-                    continue
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    results.append(future.result())
-                    if progress is not None:
-                        progress(1)
+            try:
+                while more or running:
+                    if more and len(running) <= workers // 2 and not self.stopping.is_set():
+                        with self.sessions.begin() as session:
+                            jobs = feed_store.claim_due(session, self.owner, self.clock(),
+                                                        FEED_LEASE, workers - len(running))
+                        more = bool(jobs)
+                        running.update(pool.submit(self._poll_one, ctx, job) for job in jobs)
+                    if self.stopping.is_set():
+                        more = False
+                    if running:
+                        done, running = wait(running, records.every, FIRST_COMPLETED)
+                        for future in done:
+                            results.append(future.result())
+                            if progress is not None:
+                                progress(1)
+                    if records.due():
+                        records.flush()
+            finally:
+                for future in running:  # only after an error: let them end, then record them
+                    future.result()
+                records.flush()
         return results
 
     def _entry_threads(self) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, case, create_engine, event, select, text, update
+from sqlalchemy import Engine, Executable, case, create_engine, event, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -127,6 +129,50 @@ def daemon_lock(sqlite_path: Path | None) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+class WriteBatch:
+    """Small writes gathered and committed together: the record of a feed's poll is one
+    UPDATE, and one transaction (one executemany per statement) for many feeds costs far less
+    than one each. Writes in a batch must not depend on each other's order. What a crash
+    catches unflushed is lost only as a record: that feed keeps its lease, and is polled again
+    once the lease is released (a dead process on this host) or runs out."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, size: int = 200,
+                 every: float = 0.5) -> None:
+        self.sessions = sessions
+        self.size = size
+        self.every = every
+        self._pending: list[tuple[Executable, dict[str, Any] | None]] = []
+        self._lock = threading.Lock()
+        self._flushed = time.monotonic()
+
+    def add(self, statement: Executable, params: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self._pending.append((statement, params))
+
+    def due(self) -> bool:
+        with self._lock:
+            return len(self._pending) >= self.size or (
+                bool(self._pending) and time.monotonic() - self._flushed >= self.every)
+
+    def flush(self) -> int:
+        """Commit what is pending in one transaction; how many writes that was."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self._flushed = time.monotonic()
+        if not pending:
+            return 0
+        groups: dict[int, tuple[Executable, list[dict[str, Any]]]] = {}
+        with self.sessions.begin() as session:
+            for statement, params in pending:
+                if params is None:
+                    session.execute(statement)
+                else:
+                    groups.setdefault(id(statement), (statement, []))[1].append(params)
+            for statement, many in groups.values():
+                session.execute(statement, many)
+        return len(pending)
 
 
 def release_dead_leases(session: Session, host: str, alive: Callable[[int], bool]) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Executable, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from monitor.store.tables import Feed, FeedEntry
+from monitor.store.tables import Feed, FeedEntry, UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -93,20 +93,40 @@ def known_entry_keys(session: Session, feed_id: int, keys: list[str]) -> set[str
     return known
 
 
-def _ours(feed_id: int, owner: str) -> Any:
-    """This feed, unless another instance holds it now (our lease ran out and it took over):
-    then its record wins and ours is dropped."""
-    return and_(Feed.id == feed_id, or_(Feed.lease_owner == owner, Feed.lease_owner.is_(None)))
+Write = tuple[Executable, dict[str, Any] | None]  # a statement and its parameters
+
+_FEEDS = cast(Table, Feed.__table__)
+_OURS = and_(_FEEDS.c.id == bindparam("b_id"),
+             or_(_FEEDS.c.lease_owner == bindparam("b_owner"), _FEEDS.c.lease_owner.is_(None)))
+# The two records written for most polls, built once with parameters: statements of one shape
+# are compiled once and a batch of them goes out as one executemany.
+_UNCHANGED = update(_FEEDS).where(_OURS).values(
+    last_checked_at=bindparam("b_now", type_=UTCDateTime()),
+    last_success_at=bindparam("b_now", type_=UTCDateTime()),
+    next_check_at=bindparam("b_next", type_=UTCDateTime()),
+    silent_since=bindparam("b_silent", type_=UTCDateTime()),
+    error_count=0, lease_owner=None, lease_until=None)
+_FAILED = update(_FEEDS).where(_OURS).values(
+    last_checked_at=bindparam("b_now", type_=UTCDateTime()),
+    last_error_at=bindparam("b_now", type_=UTCDateTime()),
+    next_check_at=bindparam("b_next", type_=UTCDateTime()),
+    last_error=bindparam("b_error"), error_count=_FEEDS.c.error_count + 1,
+    lease_owner=None, lease_until=None)
 
 
-def record_success(session: Session, feed_id: int, owner: str, now: datetime,
-                   next_check: datetime, *,
-                   title: str | None = None, etag: str | None = None,
-                   last_modified: str | None = None, body_hash: str | None = None,
-                   new_entries: int = 0, not_modified: bool = False,
-                   newest: datetime | None = None, cadence: float | None = None,
-                   silent_since: datetime | None = None) -> None:
-    """Record a successful poll; the error count resets (the error text stays for history)."""
+def success(feed_id: int, owner: str, now: datetime, next_check: datetime, *,
+            title: str | None = None, etag: str | None = None,
+            last_modified: str | None = None, body_hash: str | None = None,
+            new_entries: int = 0, not_modified: bool = False,
+            newest: datetime | None = None, cadence: float | None = None,
+            silent_since: datetime | None = None) -> Write:
+    """The record of a successful poll; the error count resets (the error text stays for
+    history). Dropped if another instance holds the feed now (our lease ran out and it took
+    over): then its record wins."""
+    ours = {"b_id": feed_id, "b_owner": owner}
+    if not_modified and not new_entries:
+        return _UNCHANGED, {**ours, "b_now": now, "b_next": next_check,
+                            "b_silent": silent_since}
     values: dict[str, object] = dict(
         last_checked_at=now, last_success_at=now, next_check_at=next_check, error_count=0,
         lease_owner=None, lease_until=None, silent_since=silent_since,
@@ -122,18 +142,23 @@ def record_success(session: Session, feed_id: int, owner: str, now: datetime,
     if new_entries:
         values["last_new_entry_at"] = now
         values["entries_total"] = Feed.entries_total + new_entries
-    session.execute(update(Feed).where(_ours(feed_id, owner)).values(**values))
+    return update(_FEEDS).where(_OURS).values(**values), ours
+
+
+def failure(feed_id: int, owner: str, now: datetime, next_check: datetime,
+            reason: str) -> Write:
+    return _FAILED, {"b_id": feed_id, "b_owner": owner, "b_now": now, "b_next": next_check,
+                     "b_error": reason[:2000]}
+
+
+def record_success(session: Session, feed_id: int, owner: str, now: datetime,
+                   next_check: datetime, **kwargs: Any) -> None:
+    session.execute(*success(feed_id, owner, now, next_check, **kwargs))
 
 
 def record_failure(session: Session, feed_id: int, owner: str, now: datetime,
                    next_check: datetime, reason: str) -> None:
-    session.execute(
-        update(Feed).where(_ours(feed_id, owner)).values(
-            last_checked_at=now, last_error=reason[:2000], last_error_at=now,
-            error_count=Feed.error_count + 1, next_check_at=next_check,
-            lease_owner=None, lease_until=None,
-        )
-    )
+    session.execute(*failure(feed_id, owner, now, next_check, reason))
 
 
 def all_feeds(session: Session) -> list[Feed]:
