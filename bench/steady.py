@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,13 +182,14 @@ def main() -> None:
                 raise SystemExit("the daemon did not start")
             print(f"start-up (process start to 'monitor running'): "
                   f"{time.perf_counter() - started:.1f} s")
-            os.set_blocking(daemon.stdout.fileno(), False)
+            lines: list[str] = []  # the daemon's log, read so that its pipe never fills
+            threading.Thread(target=lambda: lines.extend(daemon.stdout or ()),
+                             daemon=True).start()
             peak = (0.0, 0.0, 0)
             deadline = time.monotonic() + 900
             while count_articles(db) < before + pages and time.monotonic() < deadline:
                 now = tree_memory(daemon.pid)
                 peak = max(peak, now)
-                daemon.stdout.read()
                 time.sleep(0.5)
             done = count_articles(db) - before
             time.sleep(3)

@@ -98,14 +98,15 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
 
     result = FeedResult(job.id, job.url, "ok")
     outlet = (job.name or parsed.title or job.title or _host(job.url))[:MAX_OUTLET]
-    new = _new_entries(ctx, job, parsed.entries)
+    new, stored_urls = _new_entries(ctx, job, parsed.entries)
     started = time.monotonic()  # the budget is for the entries; at least one always goes
 
     def one(index: int, key: str, entry: Entry) -> Stored | str:
         if index and time.monotonic() - started > ctx.settings.fetch.feed_budget:
             return "partial"  # left for the next poll
         try:
-            return process_entry(ctx, job, key, entry, outlet)
+            return process_entry(ctx, job, key, entry, outlet,
+                                 stored_urls.get(entry.canonical))
         except Exception:  # a bug on one entry must not hold back the others: it is retried
             log.exception("feed=%s entry=%s status=crashed", job.url, entry.link or entry.guid)
             return "crashed"
@@ -131,20 +132,24 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
     return result
 
 
-def _new_entries(ctx: Context, job: FeedJob, entries: list[Entry]) -> dict[str, Entry]:
-    """Entries of this feed not seen before, by identity (first occurrence wins)."""
+def _new_entries(ctx: Context, job: FeedJob, entries: list[Entry]
+                 ) -> tuple[dict[str, Entry], dict[str, int]]:
+    """Entries of this feed not seen before, by identity (first occurrence wins), and the
+    stored articles that already have the canonical URL of one of them."""
     by_key: dict[str, Entry] = {}
     for entry in entries:
         by_key.setdefault(entry.key(job.id), entry)
     with ctx.reads() as session:
         known = feed_store.known_entry_keys(session, job.id, list(by_key))
-    return {k: e for k, e in by_key.items() if k not in known}
+        new = {k: e for k, e in by_key.items() if k not in known}
+        return new, articles.by_canonical_urls(session, (e.canonical for e in new.values()))
 
 
-def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str) -> Stored:
+def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str,
+                  same_url: int | None = None) -> Stored:
+    """Store one new entry: as another entry of the article stored under its canonical URL
+    (``same_url``, when the caller knows it), else as a new article, original or copy."""
     now = ctx.clock()
-    with ctx.reads() as session:
-        same_url = articles.by_canonical_url(session, entry.canonical)
     if same_url is not None:  # one article in two feeds, or reposted in this one
         with ctx.sessions.begin() as session:
             articles.add_entry(session, job.id, key, same_url, entry.link, now)

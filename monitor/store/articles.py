@@ -6,8 +6,9 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from monitor.dedup import Candidate
@@ -30,12 +31,32 @@ def lock_for_dedup(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ARTICLES_LOCK})
 
 
+# The lookups made for every new article, built once (statements of one shape compile once).
+_ARTICLES = cast(Table, Article.__table__)
+_BY_URL = (select(_ARTICLES.c.id).where(_ARTICLES.c.canonical_url == bindparam("v"))
+           .order_by(_ARTICLES.c.id).limit(1))
+_BY_CONTENT = (select(_ARTICLES.c.id).where(_ARTICLES.c.content_hash == bindparam("v"))
+               .order_by(_ARTICLES.c.id).limit(1))
+_BY_LEAD = (select(_ARTICLES.c.id).where(_ARTICLES.c.lead_hash == bindparam("v"))
+            .order_by(_ARTICLES.c.id).limit(bindparam("n")))
+
+
 def by_canonical_url(session: Session, canonical: str) -> int | None:
     if not canonical:
         return None
-    return session.scalar(
-        select(Article.id).where(Article.canonical_url == canonical).order_by(Article.id).limit(1)
-    )
+    return session.scalar(_BY_URL, {"v": canonical})
+
+
+def by_canonical_urls(session: Session, canonicals: Iterable[str]) -> dict[str, int]:
+    """The first stored article of each of these canonical URLs that has one."""
+    wanted = sorted({c for c in canonicals if c})
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(select(_ARTICLES.c.canonical_url, func.min(_ARTICLES.c.id))
+                               .where(_ARTICLES.c.canonical_url.in_(wanted[start:start + 500]))
+                               .group_by(_ARTICLES.c.canonical_url))
+        found.update({url: article_id for url, article_id in rows})
+    return found
 
 
 def add_entry(session: Session, feed_id: int, key: str, article_id: int, link: str,
@@ -47,8 +68,7 @@ def add_entry(session: Session, feed_id: int, key: str, article_id: int, link: s
 def by_content_hash(session: Session, content_hash: str) -> int | None:
     if not content_hash:
         return None
-    return session.scalar(select(Article.id).where(Article.content_hash == content_hash)
-                          .order_by(Article.id).limit(1))
+    return session.scalar(_BY_CONTENT, {"v": content_hash})
 
 
 # One statement of a fixed shape per lookup, whatever the number of shingles (so it is prepared
@@ -90,8 +110,7 @@ def by_lead_hash(session: Session, lead_hash: str, limit: int = 5) -> list[int]:
     """Stored articles that open with the same words (candidates for a short repost)."""
     if not lead_hash:
         return []
-    return list(session.scalars(select(Article.id).where(Article.lead_hash == lead_hash)
-                                .order_by(Article.id).limit(limit)))
+    return list(session.scalars(_BY_LEAD, {"v": lead_hash, "n": limit}))
 
 
 def text_of(session: Session, article_id: int) -> str:
