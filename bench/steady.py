@@ -114,8 +114,9 @@ def _store(engine: object, batch: list[dict[str, object]], first: int, feed_id: 
                      shingles)
 
 
-def tree_memory(pid: int) -> tuple[float, float, int]:
-    """(RSS MiB, PSS MiB, processes) of ``pid`` and all its descendants."""
+def tree_memory(pid: int, detail: list[str] | None = None) -> tuple[float, float, int]:
+    """(RSS MiB, PSS MiB, processes) of ``pid`` and all its descendants; with ``detail``, a
+    line per process is added to it."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -134,8 +135,13 @@ def tree_memory(pid: int) -> tuple[float, float, int]:
         except OSError:
             continue
         seen += 1
-        rss += int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
-        pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+        one_rss = int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+        one_pss = int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+        rss, pss = rss + one_rss, pss + one_pss
+        if detail is not None:
+            command = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            detail.append(f"    pid {p}: {one_rss / 1024:.0f} MiB RSS, {one_pss / 1024:.0f} MiB PSS"
+                          f"  {command[:90]}")
     return rss / 1024, pss / 1024, seen
 
 
@@ -193,12 +199,14 @@ def main() -> None:
                 time.sleep(0.5)
             done = count_articles(db) - before
             time.sleep(3)
-            rss, pss, procs = tree_memory(daemon.pid)
+            detail: list[str] = []
+            rss, pss, procs = tree_memory(daemon.pid, detail)
             print(f"while working: peak {peak[0]:.0f} MiB RSS, {peak[1]:.0f} MiB PSS "
                   f"({peak[2]} processes)")
             print(f"after {done} new articles on top of {before}: {rss:.0f} MiB RSS, "
                   f"{pss:.0f} MiB PSS ({procs} processes)   target <= 500 MiB; "
                   f"{datetime.now(UTC):%Y-%m-%d}")
+            print("\n".join(detail))
         finally:
             daemon.terminate()
             daemon.wait(60)
