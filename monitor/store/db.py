@@ -139,7 +139,7 @@ class WriteBatch:
     once the lease is released (a dead process on this host) or runs out."""
 
     def __init__(self, sessions: sessionmaker[Session], *, size: int = 200,
-                 every: float = 0.5) -> None:
+                 every: float = 0.2) -> None:
         self.sessions = sessions
         self.size = size
         self.every = every
