@@ -43,7 +43,7 @@ REDIRECTS = {301, 302, 303, 307, 308}
 MAX_ENCODINGS = 2
 ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 RETRY_AFTER_BOUNDS = (1.0, 86400.0)
-POOL_SHARD = 8  # connections per pool of direct connections
+POOL_SHARD = 8  # idle connections kept per pool of direct connections
 
 
 @dataclass(frozen=True)
@@ -145,14 +145,14 @@ def _bypassed(host: str, env: dict[str, str]) -> bool:
 
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, policy: AddressPolicy, resolver: Resolver, max_connections: int,
-                 proxy: str | None = None) -> None:
+                 proxy: str | None = None, max_keepalive: int | None = None) -> None:
         super().__init__(trust_env=False)
         backend = GuardedBackend(policy, resolver)
         if proxy is None:
             self._pool = httpcore.ConnectionPool(
                 ssl_context=ssl.create_default_context(),
                 max_connections=max_connections,
-                max_keepalive_connections=max_connections,
+                max_keepalive_connections=max_keepalive or max_connections,
                 network_backend=backend,
             )
             return
@@ -193,20 +193,24 @@ class Fetcher:
         self.clock = clock  # for Retry-After dates
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
-        # Direct connections are spread over several small pools by host: httpcore looks at
-        # every connection of a pool for each request, under one lock, which at a few dozen
-        # connections and threads cost more than the requests themselves.
+        # Direct connections are spread over several pools by host: httpcore looks at every
+        # connection of a pool for each request, under one lock, which at a few dozen
+        # connections and threads cost more than the requests themselves. Each pool may open
+        # as many connections as there are requests at once (``max_connections``), so slow
+        # hosts in one pool never make another host wait; each keeps only its share idle.
         shards = max(1, max_connections // POOL_SHARD)
-        self._clients = [self._make_client(user_agent, -(-max_connections // shards), None)
+        self._clients = [self._make_client(user_agent, max_connections, None,
+                                           -(-max_connections // shards))
                          for _ in range(shards)]
         self._proxy_env = urllib.request.getproxies_environment()
         self._proxied = {scheme: self._make_client(user_agent, max_connections, proxy)
                          for scheme, proxy in _proxies(self._proxy_env).items()}
 
-    def _make_client(self, user_agent: str, max_connections: int,
-                     proxy: str | None) -> httpx.Client:
+    def _make_client(self, user_agent: str, max_connections: int, proxy: str | None,
+                     max_keepalive: int | None = None) -> httpx.Client:
         return httpx.Client(
-            transport=_GuardedTransport(self.policy, self.resolver, max_connections, proxy),
+            transport=_GuardedTransport(self.policy, self.resolver, max_connections, proxy,
+                                        max_keepalive),
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             follow_redirects=False,
             trust_env=False,

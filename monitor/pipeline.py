@@ -236,7 +236,8 @@ def analyse_entry(ctx: Context, entry: Entry) -> Analysis:
     found = None
     if page is not None:
         try:
-            found = ctx.documents.analyse(page.body, page.url, entry.title, entry.summary)
+            with STAGE_SECONDS.labels("analyse").time():  # in a worker, waiting for one too
+                found = ctx.documents.analyse(page.body, page.url, entry.title, entry.summary)
         except ExtractFailed as e:
             error = f"page: {e}"
     if found is None:
@@ -307,7 +308,8 @@ def _succeeded(ctx: Context, job: FeedJob, now: datetime, status: str, *,
     _record(ctx, feed_store.success(
         job.id, job.owner, now, next_check, title=title, etag=etag,
         last_modified=last_modified, body_hash=body_hash, new_entries=new,
-        not_modified=not_modified, newest=newest, cadence=cadence, silent_since=silent_since))
+        not_modified=not_modified, newest=newest, cadence=cadence, silent_since=silent_since),
+        batch=not new)
     return FeedResult(job.id, job.url, status, new=new)
 
 
@@ -322,9 +324,10 @@ def _failed(ctx: Context, job: FeedJob, now: datetime, reason: str,
     return FeedResult(job.id, job.url, "failed", error=reason)
 
 
-def _record(ctx: Context, write: feed_store.Write) -> None:
-    """A feed's poll record: into the batch, or written now."""
-    if ctx.records is not None:
+def _record(ctx: Context, write: feed_store.Write, *, batch: bool = True) -> None:
+    """A feed's poll record: into the batch (a poll that found nothing new, which is harmless
+    to repeat if a crash loses the record), or written now."""
+    if batch and ctx.records is not None:
         ctx.records.add(*write)
         return
     with ctx.sessions.begin() as session:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from monitor import seeds
@@ -75,13 +76,20 @@ class RelayReport:
     errors: list[str] = field(default_factory=list)
 
 
+def entry_threads(settings: Settings) -> int:
+    """Entries processed at once: enough to keep every document worker busy while others fetch
+    pages or wait to store."""
+    processes = settings.documents.processes or os.cpu_count() or 1
+    return max(settings.fetch.workers, 4 * processes)
+
+
 def _fetcher(settings: Settings, clock: Callable[[], datetime], resolver: Resolver) -> Fetcher:
     f = settings.fetch
     return Fetcher(
         policy=AddressPolicy.from_settings(f.allow_private_addresses, f.allowed_hosts),
         user_agent=f.user_agent, timeout=f.timeout, connect_timeout=f.connect_timeout,
         max_redirects=f.max_redirects, per_host=f.per_host,
-        max_connections=max(f.workers * 2, 8), resolver=resolver, clock=clock,
+        max_connections=f.workers + entry_threads(settings), resolver=resolver, clock=clock,
     )
 
 
@@ -190,9 +198,12 @@ class Service:
         if ignore_schedule:
             with self.sessions.begin() as session:
                 feed_store.make_all_due(session, self.clock())
+        # due by the start of this poll: every poll moves a feed's next check past it, so each
+        # feed is polled at most once, and a feed that falls due meanwhile waits for the next
+        started = self.clock()
         records = db.WriteBatch(self.sessions)
         with ThreadPoolExecutor(workers, "feed") as pool, \
-                ThreadPoolExecutor(self._entry_threads(), "entry") as entries:
+                ThreadPoolExecutor(entry_threads(self.settings), "entry") as entries:
             ctx = self.context(entries, records)
             running: set[Future[FeedResult]] = set()
             more = True
@@ -201,7 +212,8 @@ class Service:
                     if more and len(running) <= workers // 2 and not self.stopping.is_set():
                         with self.sessions.begin() as session:
                             jobs = feed_store.claim_due(session, self.owner, self.clock(),
-                                                        FEED_LEASE, workers - len(running))
+                                                        FEED_LEASE, workers - len(running),
+                                                        due_by=started)
                         more = bool(jobs)
                         running.update(pool.submit(self._poll_one, ctx, job) for job in jobs)
                     if self.stopping.is_set():
@@ -213,17 +225,24 @@ class Service:
                             if progress is not None:
                                 progress(1)
                     if records.due():
-                        records.flush()
+                        self._flush(records)
             finally:
                 for future in running:  # only after an error: let them end, then record them
                     future.result()
-                records.flush()
+                if not self._flush(records):
+                    log.error("%d feed poll records not written; those feeds are polled again "
+                              "when their leases run out", records.pending)
         return results
 
-    def _entry_threads(self) -> int:
-        """Entries processed at once: enough to keep every document worker busy while others
-        fetch pages or wait to store."""
-        return max(self.settings.fetch.workers, 4 * self.documents.processes)
+    def _flush(self, records: db.WriteBatch) -> bool:
+        """Write the gathered feed records; on a database error they stay for the next try."""
+        try:
+            records.flush()
+        except SQLAlchemyError as e:
+            log.warning("could not write %d feed poll records, retrying: %s", records.pending,
+                        str(e).splitlines()[0][:300])
+            return False
+        return True
 
     def _poll_one(self, ctx: Context, job: feed_store.FeedJob) -> FeedResult:
         if self.stopping.is_set():

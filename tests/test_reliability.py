@@ -1043,3 +1043,78 @@ def test_a_tiny_feed_budget_still_makes_progress_and_ends_the_cycle(
         clock.now += timedelta(seconds=30)
         done += sum(r.new for r in svc.poll())
     assert count(svc, Article) == 5
+
+
+# -- found in review of the scale work ---------------------------------------------------------
+
+
+def test_a_poll_polls_each_feed_once_even_if_it_falls_due_again_meanwhile(
+        db_url: str, web: Web, make_service: Callable[..., Service]) -> None:
+    from tests.test_end_to_end import rss
+
+    clock = Clock()
+    body = rss([])
+
+    def slow_feed(h: BaseHTTPRequestHandler) -> None:  # each fetch takes two minutes
+        clock.now += timedelta(minutes=2)
+        h.send_response(200)
+        h.send_header("Content-Type", "application/rss+xml")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    feeds = [web.url(f"/due/{i}.xml") for i in range(4)]
+    for i in range(4):
+        web.routes[f"/due/{i}.xml"] = Route(action=slow_feed)
+    svc = make_service(db_url, feeds, clock=clock, workers=1,
+                       extra='[poll]\ninterval = "1m"\n')  # due again after one minute
+    results = svc.poll()
+    assert sorted(r.url for r in results) == sorted(feeds)
+    fetched = [p for _m, p, _h, _b in web.requests if p.startswith("/due/")]
+    assert sorted(fetched) == sorted(f"/due/{i}.xml" for i in range(4))
+
+
+def test_feed_records_that_fail_to_be_written_stay_pending(tmp_path: Path) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.store import db
+
+    engine, sessions = db.open_database(f"sqlite:///{tmp_path}/x.db")
+    try:
+        batch = db.WriteBatch(sessions)
+        batch.add(text("UPDATE no_such_table SET x = 1"))
+        with pytest.raises(OperationalError):
+            batch.flush()
+        assert batch.pending == 1
+    finally:
+        engine.dispose()
+
+
+def test_copy_candidates_take_only_the_newest_postings_of_a_common_shingle(
+        db_url: str) -> None:
+    from sqlalchemy import insert
+
+    from monitor.store import articles, db
+    from monitor.store.tables import Article, Shingle
+
+    engine, sessions = db.open_database(db_url)
+    try:
+        now = datetime.now(UTC)
+        cap = articles.POSTINGS_CAP
+        with sessions.begin() as session:
+            session.execute(insert(Article), [
+                {"id": i, "title": "", "text": "", "text_source": "page", "created_at": now}
+                for i in range(1, cap * 3 + 1)])
+            common, rare, huge = 7, 11, -(2 ** 63)  # one shingle in every article
+            session.execute(insert(Shingle), [{"hash": common, "article_id": i}
+                                              for i in range(1, cap * 3 + 1)])
+            session.execute(insert(Shingle), [{"hash": h, "article_id": 5}
+                                              for h in (rare, huge)])
+        with sessions() as session:
+            found = articles.copy_candidates(session, [common, rare, huge], 1, limit=cap * 3)
+        ids = {c.article_id: c.overlap for c in found}
+        assert set(ids) == {5, *range(cap * 2 + 1, cap * 3 + 1)}  # the newest cap, and 5
+        assert ids[5] == 2  # the rare and the 64-bit extreme shingles it shares
+    finally:
+        engine.dispose()

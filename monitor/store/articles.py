@@ -6,9 +6,9 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, text
+from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from monitor.dedup import Candidate
@@ -78,9 +78,9 @@ _POSTINGS_PG = text(
     "(SELECT s.article_id FROM shingles s WHERE s.hash = q.h ORDER BY s.article_id DESC "
     "LIMIT :cap) AS p")
 _POSTINGS_SQLITE = text(
-    "SELECT article_id FROM (SELECT s.article_id, row_number() OVER (PARTITION BY s.hash "
-    "ORDER BY s.article_id DESC) AS n FROM shingles s "
-    "WHERE s.hash IN (SELECT value FROM json_each(:hashes))) WHERE n <= :cap")
+    "SELECT s.article_id FROM json_each(:hashes) AS q JOIN shingles s ON s.hash = q.value "
+    "WHERE s.article_id >= coalesce((SELECT t.article_id FROM shingles t WHERE t.hash = q.value "
+    "ORDER BY t.article_id DESC LIMIT 1 OFFSET :cap - 1), -9223372036854775808)")
 
 
 def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
@@ -148,7 +148,7 @@ _ADD_SHINGLES_SQLITE = text("INSERT INTO shingles (hash, article_id) "
                             "SELECT DISTINCT value, :id FROM json_each(:hashes)")
 
 
-_INSERT_ARTICLE = insert(_ARTICLES).returning(_ARTICLES.c.id)
+_INSERT_ARTICLE = insert(_ARTICLES)
 _INSERT_ENTRY = insert(cast(Table, FeedEntry.__table__))
 
 
@@ -157,7 +157,10 @@ def insert_article(session: Session, article: Article, shingles: Iterable[int]) 
     set on it: the unit of work costs more than the statement for one row."""
     values = {column.key: getattr(article, column.key) for column in _ARTICLES.columns
               if column.key in article.__dict__}
-    article_id = int(session.execute(_INSERT_ARTICLE, values).scalar_one())
+    result = cast(CursorResult[Any], session.execute(_INSERT_ARTICLE, values))
+    key = result.inserted_primary_key  # no RETURNING: SQLite before 3.35 lacks it
+    assert key is not None
+    article_id = int(key[0])
     article.id = article_id
     add_shingles(session, article_id, shingles)
     return article_id

@@ -156,22 +156,33 @@ class WriteBatch:
             return len(self._pending) >= self.size or (
                 bool(self._pending) and time.monotonic() - self._flushed >= self.every)
 
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
     def flush(self) -> int:
-        """Commit what is pending in one transaction; how many writes that was."""
+        """Commit what is pending in one transaction; how many writes that was. If it fails,
+        the writes stay pending and the error is raised."""
         with self._lock:
             pending, self._pending = self._pending, []
             self._flushed = time.monotonic()
         if not pending:
             return 0
         groups: dict[int, tuple[Executable, list[dict[str, Any]]]] = {}
-        with self.sessions.begin() as session:
-            for statement, params in pending:
-                if params is None:
-                    session.execute(statement)
-                else:
-                    groups.setdefault(id(statement), (statement, []))[1].append(params)
-            for statement, many in groups.values():
-                session.execute(statement, many)
+        try:
+            with self.sessions.begin() as session:
+                for statement, params in pending:
+                    if params is None:
+                        session.execute(statement)
+                    else:
+                        groups.setdefault(id(statement), (statement, []))[1].append(params)
+                for statement, many in groups.values():
+                    session.execute(statement, many)
+        except BaseException:
+            with self._lock:
+                self._pending[:0] = pending
+            raise
         return len(pending)
 
 

@@ -56,14 +56,16 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str | None, float]],
 
 
 def claim_due(session: Session, owner: str, now: datetime, lease: timedelta,
-              limit: int) -> list[FeedJob]:
-    """Lease up to ``limit`` due feeds to ``owner``; SKIP LOCKED on PostgreSQL so instances
-    share the work, and an expired lease (a killed instance) makes a feed claimable again."""
+              limit: int, due_by: datetime | None = None) -> list[FeedJob]:
+    """Lease up to ``limit`` feeds due by ``due_by`` (default: now) to ``owner``; SKIP LOCKED on
+    PostgreSQL so instances share the work, and an expired lease (a killed instance) makes a
+    feed claimable again."""
+    due_by = now if due_by is None else due_by
     query = (
         select(Feed)
         .where(Feed.active.is_(True))
         .where(or_(Feed.lease_until.is_(None), Feed.lease_until < now))
-        .where(or_(Feed.next_check_at.is_(None), Feed.next_check_at <= now))
+        .where(or_(Feed.next_check_at.is_(None), Feed.next_check_at <= due_by))
         .order_by(Feed.next_check_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
