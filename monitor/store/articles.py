@@ -23,11 +23,15 @@ MAX_QUERY_SHINGLES = 2000  # a text's sampled shingles used in a lookup (about 1
 POSTINGS_CAP = 64  # articles one shingle may bring in (the newest)
 
 
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def lock_for_dedup(session: Session) -> None:
     """Serialise the decide-and-insert step across threads and instances: two copies of one
     story arriving at once must not both become originals. SQLite's BEGIN IMMEDIATE already
     serialises writers; PostgreSQL takes a transaction-scoped advisory lock."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ARTICLES_LOCK})
 
 
@@ -92,7 +96,7 @@ def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
     values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
     if not values:
         return []
-    if session.get_bind().dialect.name == "postgresql":
+    if _postgres(session):
         rows = session.scalars(_POSTINGS_PG, {"hashes": values, "cap": POSTINGS_CAP})
     else:
         rows = session.scalars(_POSTINGS_SQLITE, {"hashes": json.dumps(values),
@@ -171,7 +175,7 @@ def add_shingles(session: Session, article_id: int, shingles: Iterable[int]) -> 
     values = list(set(shingles))
     if not values:
         return
-    if session.get_bind().dialect.name == "postgresql":
+    if _postgres(session):
         session.execute(_ADD_SHINGLES_PG, {"id": article_id, "hashes": values})
     else:
         session.execute(_ADD_SHINGLES_SQLITE, {"id": article_id, "hashes": json.dumps(values)})

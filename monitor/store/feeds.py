@@ -153,11 +153,6 @@ def failure(feed_id: int, owner: str, now: datetime, next_check: datetime,
                      "b_error": reason[:2000]}
 
 
-def record_success(session: Session, feed_id: int, owner: str, now: datetime,
-                   next_check: datetime, **kwargs: Any) -> None:
-    session.execute(*success(feed_id, owner, now, next_check, **kwargs))
-
-
 def record_failure(session: Session, feed_id: int, owner: str, now: datetime,
                    next_check: datetime, reason: str) -> None:
     session.execute(*failure(feed_id, owner, now, next_check, reason))
