@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from monitor import __version__, config, health
 from monitor.errors import ConfigError, MonitorError
 from monitor.match import Matcher
@@ -23,6 +25,7 @@ from monitor.schedule import parse_duration
 from monitor.service import Preview, Service
 from monitor.store.tables import Feed
 from monitor.text import clean
+from monitor.urls import redact
 from monitor.watchlists import fixture_problems, matcher_for
 
 log = logging.getLogger("monitor")
@@ -138,7 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except MonitorError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as e:  # the database failed mid-command (full disk, gone away)
+        from monitor.store.db import describe
+
+        print(f"error: database: {redact(describe(e))}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `monitor status | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -173,8 +181,24 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class _Redact(logging.Filter):
+    """No password of a URL (``https://user:pass@host``) ever reaches a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = {k: redact(v) if isinstance(v, str) else v
+                             for k, v in fields.items()}
+        return True
+
+
 def _setup_logging(level: str, form: str = "text") -> None:
     handler = _StderrHandler()
+    handler.addFilter(_Redact())
     handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=getattr(logging, level), handlers=[handler], force=True)
@@ -214,9 +238,9 @@ def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
             service.close()
     for r in results:
         if r.status == "failed":
-            print(f"feed failed: {r.url}: {r.error}")
+            print(f"feed failed: {redact(r.url)}: {redact(r.error)}")
         else:
-            print(f"feed {r.status}: {r.url}: {r.new} new, {r.copies} copies, "
+            print(f"feed {r.status}: {redact(r.url)}: {r.new} new, {r.copies} copies, "
                   f"{r.alerts} alerts")
     return 0
 
@@ -312,7 +336,7 @@ def _feed_state(f: Feed, now: datetime) -> str:
 
 
 def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
-    service = Service(settings)
+    service = Service(settings, write=False)
     try:
         info = service.status()
     finally:
@@ -322,13 +346,13 @@ def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
     print(f"Feeds ({len(feeds)}):")
     now = service.clock()
     for f in feeds:
-        print(f"  [{_feed_state(f, now)}] {f.url}")
+        print(f"  [{_feed_state(f, now)}] {redact(f.url)}")
         print(f"      last success {_when(f.last_success_at)}, next check "
               f"{_when(f.next_check_at)}, entries {f.entries_total}"
               + (f", usually every {health.describe_gap(f.cadence_seconds)}"
                  if f.cadence_seconds else ""))
         if f.last_error:
-            print(f"      last error ({_when(f.last_error_at)}): {f.last_error}")
+            print(f"      last error ({_when(f.last_error_at)}): {redact(f.last_error)}")
     counts = info["counts"]
     assert isinstance(counts, dict)
     print("Counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -343,7 +367,12 @@ def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
     print(f"Failed deliveries ({len(failed)}):")
     for d in failed:
         print(f"  digest {d.id} {d.watchlist}/{d.channel} at {_when(d.created_at)}: "
-              f"{d.last_error}")
+              f"{redact(d.last_error or '')}")
+    incomplete = info["incomplete"]
+    assert isinstance(incomplete, list)
+    for d in incomplete:
+        print(f"  incomplete: digest {d.id} {d.watchlist}/{d.channel} at {_when(d.sent_at)}: "
+              f"{redact(d.last_error or '')}")
     unsent = info["unsent"]
     assert isinstance(unsent, list)
     for d in unsent:

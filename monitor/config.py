@@ -13,6 +13,8 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -20,7 +22,13 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitor.errors import ConfigError, ConfigProblem
-from monitor.schedule import parse_duration, parse_quiet_hours, parse_schedule, parse_timezone
+from monitor.schedule import (
+    MAX_DURATION,
+    parse_duration,
+    parse_quiet_hours,
+    parse_schedule,
+    parse_timezone,
+)
 
 DEFAULT_CONFIG = "config/monitor.toml"
 CHANNEL_NAMES = ("email", "slack", "apprise")
@@ -57,8 +65,27 @@ def _apprise_urls(urls: list[str]) -> list[str]:
     return urls
 
 
-def _duration_seconds(value: Any) -> float:
-    return parse_duration(value).total_seconds()
+def _duration_seconds(value: Any, maximum: timedelta = MAX_DURATION) -> float:
+    return parse_duration(value, maximum).total_seconds()
+
+
+def _sender(value: str) -> str:
+    """A From address, bare or with a display name; no line breaks or control characters."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"line breaks and control characters are not allowed: {value!r}")
+    _name, address = parseaddr(value)
+    if not address or "@" not in address or address != address.strip():
+        raise ValueError(f"not an email address: {value!r}")
+    return value
+
+
+def _one_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"line breaks and control characters are not allowed: {value!r}")
+    return value
+
+
+Seconds = Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]
 
 
 class StorageSettings(_Section):
@@ -95,16 +122,16 @@ class FetchSettings(_Section):
         description='Hosts or host:port that may resolve to internal addresses, e.g. '
         '["127.0.0.1:8080", "intranet.example"]. Nothing else internal is fetched.',
     )
-    timeout: Annotated[float, Field(gt=0)] = Field(
+    timeout: Seconds = Field(
         30.0, description="Total deadline in seconds for one request, redirects included."
     )
-    connect_timeout: Annotated[float, Field(gt=0)] = Field(
+    connect_timeout: Seconds = Field(
         10.0, description="Seconds to wait for a connection."
     )
-    feed_max_bytes: Annotated[int, Field(gt=0)] = Field(
+    feed_max_bytes: Annotated[int, Field(gt=0, le=1 << 31)] = Field(
         10_000_000, description="Cap on the decoded size of a feed document."
     )
-    page_max_bytes: Annotated[int, Field(gt=0)] = Field(
+    page_max_bytes: Annotated[int, Field(gt=0, le=1 << 31)] = Field(
         5_000_000, description="Cap on the decoded size of an article page."
     )
     max_redirects: Annotated[int, Field(ge=0, le=5)] = Field(
@@ -122,7 +149,7 @@ class FetchSettings(_Section):
     fetch_pages: bool = Field(
         True, description="Fetch each new entry's page and extract its text (else feed text only)."
     )
-    feed_budget: Annotated[float, Field(gt=0, le=600)] = Field(
+    feed_budget: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = Field(
         300.0, description="Seconds one feed's new entries may take in a cycle; entries left over "
         "are taken up by the next poll, due at once."
     )
@@ -137,11 +164,11 @@ class DocumentSettings(_Section):
     processes: Annotated[int, Field(ge=0, le=64)] = Field(
         0, description="Worker processes that parse feeds and extract pages (0: one per core)."
     )
-    timeout: Annotated[float, Field(gt=0, le=600)] = Field(
+    timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = Field(
         20.0, description="Seconds one feed parse or page extraction may take; then its worker "
         "is killed and replaced (the feed fails, the entry keeps its feed text)."
     )
-    memory_limit: Annotated[int, Field(ge=0)] = Field(
+    memory_limit: Annotated[int, Field(ge=0, le=1_048_576)] = Field(
         768, description="Address-space limit of each worker process in MiB (0: none)."
     )
 
@@ -161,10 +188,15 @@ class PollSettings(_Section):
         "the footer of every digest until it recovers."
     )
 
-    @field_validator("interval", "tick", "max_backoff", "dead_after", mode="before")
+    @field_validator("interval", "max_backoff", "dead_after", mode="before")
     @classmethod
     def _durations(cls, v: Any) -> float:
         return _duration_seconds(v)
+
+    @field_validator("tick", mode="before")
+    @classmethod
+    def _tick(cls, v: Any) -> float:
+        return _duration_seconds(v, timedelta(hours=1))
 
 
 class FeedSettings(_Section):
@@ -355,6 +387,13 @@ class WatchlistSettings(_Section):
             _email_address(r)
         return v
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a watchlist needs a name")
+        return _one_line(v)
+
     @field_validator("slack_webhook_url")
     @classmethod
     def _webhook(cls, v: str) -> str:
@@ -453,11 +492,24 @@ class EmailChannel(_Section):
         "[monitor] {watchlist}: {count} new article{plural}",
         description="Subject line; {watchlist}, {count} and {plural} are filled in.",
     )
-    timeout: float = Field(30.0, gt=0, description="Seconds for the SMTP conversation.")
+    timeout: Seconds = Field(
+        30.0, description="Seconds for the whole SMTP conversation (a total deadline, not per "
+        "read: a server that drips its answers is cut off)."
+    )
 
     @property
     def active(self) -> bool:
         return self.enabled and bool(self.host)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, v: str) -> str:
+        return _sender(v)
+
+    @field_validator("host", "subject", "username")
+    @classmethod
+    def _single_line(cls, v: str) -> str:
+        return _one_line(v)
 
     @field_validator("recipients")
     @classmethod
@@ -470,7 +522,10 @@ class EmailChannel(_Section):
 class SlackChannel(_Section):
     enabled: bool = Field(True, description="false: keep the settings but post nothing.")
     webhook_url: str = Field("", description="Incoming-webhook URL; empty disables the channel.")
-    timeout: float = Field(30.0, gt=0, description="Seconds for one webhook call.")
+    timeout: Seconds = Field(
+        30.0, description="Seconds for one delivery to the webhook, every part included (a "
+        "total deadline)."
+    )
 
     @property
     def active(self) -> bool:
@@ -520,7 +575,9 @@ class RetentionSettings(_Section):
     @field_validator("after", mode="before")
     @classmethod
     def _after(cls, v: Any) -> float:
-        return _duration_seconds(v)
+        if v == 0:
+            return 0.0
+        return _duration_seconds(v, timedelta(days=36500))
 
 
 class DigestSettings(_Section):

@@ -10,7 +10,8 @@ import calendar
 import codecs
 import hashlib
 import re
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,18 +35,47 @@ EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 class Entry:
     guid: str
     link: str  # as given in the feed (http(s) or not; only http(s) is ever fetched)
-    canonical: str  # canonical form of link, "" when the link is not fetchable
+    canonical: str  # canonical form of link, "" when the link is not fetchable (or shared)
     title: str
     summary: str  # plain text of the entry's own content or summary
     published: datetime | None
+    shared: str = ""  # "guid" or "link": other items of its document have it too (see distinct)
 
     def key(self, feed_id: int) -> str:
-        """Identity of the entry within its feed: GUID and link together, else its text."""
-        if self.guid or self.canonical:
+        """Identity of the entry within its feed: GUID and link together, else its text; and
+        its text too when other items of the feed share its GUID and link."""
+        if self.guid or self.canonical or self.shared:
             basis = f"{feed_id}\x00{self.guid}\x00{self.canonical or self.link}"
         else:
             basis = f"{feed_id}\x00\x00{self.title}\x00{self.summary}"
+        if self.shared:
+            basis += f"\x00{self.title}\x00{self.summary}"
         return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def distinct(entries: list[Entry]) -> list[Entry]:
+    """The entries of one document with identities that keep different items apart.
+
+    Items that share a GUID and link (a GUID reused for every item, no links) but differ in
+    title or text are different items: each is known by its text too. Items with different
+    texts that all link to one page (a landing page) are different items too, and that page is
+    not theirs: it is not fetched, and it makes none of them the same article. Repeats of one
+    item (same identity, same text) stay one.
+    """
+    texts_of_key: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    texts_of_link: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for e in entries:
+        texts_of_key[e.key(0)].add((e.title, e.summary))
+        if e.canonical:
+            texts_of_link[e.canonical].add((e.title, e.summary))
+    out = []
+    for e in entries:
+        if e.canonical and len(texts_of_link[e.canonical]) > 1:
+            e = replace(e, canonical="", shared="link")
+        elif len(texts_of_key[e.key(0)]) > 1:
+            e = replace(e, shared="guid")
+        out.append(e)
+    return out
 
 
 @dataclass(frozen=True)
@@ -184,7 +214,7 @@ def parse(body: bytes, url: str, now: datetime, content_type: str = "") -> Parse
         # next poll gets the whole document.
         raise FeedError(f"not a feed: the document ends early, truncated ({_first_line(reason)})")
     title = clean(parsed.get("feed", {}).get("title"), MAX_TITLE, single_line=True)
-    entries = [_entry(raw, now) for raw in entries_raw[:MAX_ENTRIES]]
+    entries = distinct([_entry(raw, now) for raw in entries_raw[:MAX_ENTRIES]])
     return ParsedFeed(title=title, entries=entries)
 
 

@@ -16,11 +16,6 @@ so behind a proxy a rebinding DNS server has a window that a direct connection d
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
-import heapq
-import itertools
-import socket
 import ssl
 import threading
 import time
@@ -36,13 +31,13 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 import httpcore
 import httpx
 
+from monitor.deadline import WATCHDOG, parse_retry_after, shutdown_of
 from monitor.errors import BlockedAddress, FetchError, RetryLater, TooLarge
 from monitor.guard import AddressPolicy, GuardedBackend, Resolver, system_resolver
 
 REDIRECTS = {301, 302, 303, 307, 308}
 MAX_ENCODINGS = 2
 ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-RETRY_AFTER_BOUNDS = (1.0, 86400.0)
 POOL_SHARD = 8  # idle connections kept per pool of direct connections
 
 
@@ -70,26 +65,6 @@ def check_scheme(url: str) -> None:
         raise BlockedAddress(f"refused {parts.scheme or 'relative'}: URL (only http and https)")
     if not parts.hostname:
         raise BlockedAddress(f"URL has no host: {url[:200]}")
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date), within sane bounds."""
-    low, high = RETRY_AFTER_BOUNDS
-    if not value:
-        return 60.0
-    value = value.strip()[:100]
-    seconds: float
-    if value.isascii() and value.isdigit():
-        seconds = float(value[:12])
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return 60.0
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    return min(max(seconds, low), high)
 
 
 class _Decoder:
@@ -298,11 +273,17 @@ class Fetcher:
                     raise FetchError(f"connection failed: {_reason(e)}") from e
             except httpx.HTTPError as e:
                 raise FetchError(f"connection failed: {_reason(e)}") from e
-        watched = _WATCHDOG.watch(response, deadline - time.monotonic())
+            except (httpx.InvalidURL, ValueError, UnicodeError) as e:
+                # httpx reads a redirect's Location even when not following it
+                raise FetchError(f"invalid URL or redirect target: {_reason(e)}") from e
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        watched = WATCHDOG.watch(shutdown_of(sock), deadline - time.monotonic()) \
+            if sock is not None else None
         try:
             return self._handle(url, response, max_bytes, deadline)
         finally:
-            _WATCHDOG.cancel(watched)
+            WATCHDOG.cancel(watched)
             response.close()
 
     def _handle(self, url: str, response: httpx.Response, max_bytes: int,
@@ -372,62 +353,6 @@ class Fetcher:
             if not decoder.finished:
                 raise FetchError(f"the {decoder.name} body ends early (truncated)")
         return b"".join(chunks)
-
-
-class _Watchdog:
-    """Cuts a connection when its deadline passes: a read timeout alone restarts with every
-    byte, so a server dripping a byte just before each timeout would hold a worker for ever.
-    One thread watches every connection of the process (a timer thread per request cost more
-    than a 304 answer)."""
-
-    def __init__(self) -> None:
-        self._wake = threading.Condition()
-        self._due: list[tuple[float, int]] = []  # (deadline, token), a heap
-        self._watched: dict[int, socket.socket] = {}
-        self._tokens = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def watch(self, response: httpx.Response, seconds: float) -> int | None:
-        stream = response.extensions.get("network_stream")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if sock is None:
-            return None
-        with self._wake:
-            token = next(self._tokens)
-            self._watched[token] = sock
-            heapq.heappush(self._due, (time.monotonic() + max(seconds, 0.0), token))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="fetch-watchdog",
-                                                daemon=True)
-                self._thread.start()
-            if self._due[0][1] == token:  # the earliest deadline now
-                self._wake.notify()
-        return token
-
-    def cancel(self, token: int | None) -> None:
-        if token is not None:
-            with self._wake:
-                self._watched.pop(token, None)
-
-    def _run(self) -> None:
-        with self._wake:
-            while True:
-                while self._due and self._due[0][1] not in self._watched:
-                    heapq.heappop(self._due)  # answered in time
-                if not self._due:
-                    self._wake.wait()
-                    continue
-                deadline, token = self._due[0]
-                left = deadline - time.monotonic()
-                if left > 0:
-                    self._wake.wait(left)
-                    continue
-                heapq.heappop(self._due)
-                with contextlib.suppress(OSError):
-                    self._watched.pop(token).shutdown(socket.SHUT_RDWR)
-
-
-_WATCHDOG = _Watchdog()
 
 
 def _validator(value: str | None, limit: int) -> str | None:

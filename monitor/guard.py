@@ -1,7 +1,9 @@
 """Which addresses may be fetched, checked on the resolved address at connect time.
 
-"Internal" means loopback, RFC 1918, link-local (cloud metadata), CGNAT, ULA, unspecified,
-multicast, reserved, and IPv6 forms that embed any of these (IPv4-mapped, 6to4, Teredo). The
+"Internal" means loopback, RFC 1918, link-local (cloud metadata), CGNAT, ULA, site-local,
+unspecified, multicast, reserved, documentation and benchmarking blocks, the rest of the IANA
+special-purpose registries that is not globally reachable, and IPv6 forms that embed an internal
+IPv4 address (IPv4-mapped, NAT64, 6to4). The
 check runs inside the HTTP connection itself (``GuardedBackend.connect_tcp``): the host is
 resolved once, every answer checked, and the socket opened to the checked address, so no spelling
 (``2130706433``, ``0x7f.1``, ``[::ffff:127.0.0.1]``) and no DNS rebinding gets through.
@@ -25,7 +27,31 @@ from monitor.errors import BlockedAddress
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# The IANA special-purpose registries (IPv4 and IPv6), written out so the answer does not depend
+# on the Python version (``ipaddress.is_global`` changed in 3.11.10, 3.12.4 and 3.13). Every
+# block that is not globally reachable, or that reaches something local, is internal.
+_INTERNAL_V4 = tuple(ipaddress.IPv4Network(n) for n in (
+    "0.0.0.0/8",  # "this network"; 0.0.0.0 reaches the host itself
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "100.64.0.0/10",  # CGNAT (shared address space)
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local: cloud metadata (169.254.169.254)
+    "192.0.0.0/24",  # IETF protocol assignments (DS-Lite, NAT64 discovery, PCP...)
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # documentation
+    "192.88.99.0/24",  # 6to4 relay anycast (deprecated): whichever relay is nearest
+    "198.18.0.0/15",  # benchmarking
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, and 255.255.255.255 (broadcast)
+))
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")  # outside it, nothing is public (fec0::/10
+# site-local, fc00::/7 ULA, fe80::/10 link-local, ff00::/8 multicast, 100::/64 discard, ::1...)
+_INTERNAL_V6 = tuple(ipaddress.IPv6Network(n) for n in (
+    "2001::/23",  # IETF protocol assignments, Teredo (2001::/32) and benchmarking among them
+    "2001:db8::/32", "3fff::/20",  # documentation
+))
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")  # IPv4-mapped: the IPv4 address itself
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # well-known NAT64 prefix: to the IPv4 address
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")  # 6to4: via the IPv4 address
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -34,19 +60,17 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 def is_internal(ip: IPAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None and is_internal(embedded):
-            return True
-    return (
-        not ip.is_global
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or ip.is_link_local
-        or ip.is_loopback
-        or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT)
-    )
+    """Whether ``ip`` may reach this host or its networks: every IPv4 block of the IANA
+    special-purpose registry that is not globally reachable; in IPv6 everything outside global
+    unicast (2000::/3) and the special blocks inside it; and the IPv6 forms that carry an IPv4
+    address (IPv4-mapped, NAT64's 64:ff9b::/96, 6to4) as that address is."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return any(ip in net for net in _INTERNAL_V4)
+    if ip in _MAPPED or ip in _NAT64:
+        return is_internal(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip in _SIX_TO_FOUR:
+        return is_internal(ipaddress.IPv4Address((int(ip) >> 80) & 0xFFFFFFFF))
+    return ip not in _GLOBAL_UNICAST or any(ip in net for net in _INTERNAL_V6)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ A watchlist is made of
 
 Every term matches case-insensitively, ignoring diacritics (Goïta = Goita), on Unicode word
 boundaries ("Wagner" is not inside "Wagnerian"; "é" is a letter), with possessives ("Wagner's").
+Scripts written without spaces have no boundaries to keep: a Chinese or Japanese term is found
+inside running text ("瓦格纳" in "俄罗斯瓦格纳集团"), a Katakana one where a Katakana run starts and
+ends ("マリ" in "ワグネルがマリで", not in "マリア"), and a Korean one at a word's start, whatever
+particle follows ("바그너가"). See ``_SCRIPT_RANGES``.
 Multi-word terms allow any run of spaces or hyphens between their words. Each word of a term
 matches the way its script needs:
 - Cyrillic words are declined: a final vowel, soft sign or adjective ending is dropped to a stem of
@@ -43,7 +47,6 @@ from monitor import query as q
 from monitor.text import Folded, fold, fold_text
 
 POSSESSIVE = r"(?:'s|')?"
-_WORD = re.compile(r"\w+")
 _SEPARATOR = r"[\s\-‐-―«»\"“”„]+"  # spaces, hyphens, dashes, quotes
 BODY = "text"  # the body's field name in spans; "body" in watchlists and queries
 
@@ -111,6 +114,90 @@ class Watchlist:
     entities: tuple[Entity, ...] = ()
     rules: tuple[Rule, ...] = ()
     guards: tuple[Guard, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Word boundaries across scripts. Most scripts put spaces between words, and a term starts and
+# ends where a word does. Chinese, Japanese, Thai, Lao, Khmer and Myanmar do not: next to one of
+# their characters there may always be a boundary. A run of Katakana is one (loan) word. Hangul
+# is spaced, but particles attach at a word's end: a Korean term starts where a word does and may
+# end anywhere. (Folded text has Hangul syllables as their jamo.)
+
+_SPACED, _UNSPACED, _KATAKANA, _HANGUL = range(4)
+_SCRIPT_RANGES = (  # (first, last code point, script), in order; the rest is _SPACED
+    (0x0E00, 0x0EFF, _UNSPACED),  # Thai, Lao
+    (0x1000, 0x109F, _UNSPACED),  # Myanmar
+    (0x1100, 0x11FF, _HANGUL),  # jamo
+    (0x1780, 0x17FF, _UNSPACED),  # Khmer
+    (0x3005, 0x3007, _UNSPACED),  # 々 〆 〇
+    (0x3021, 0x3029, _UNSPACED),  # Suzhou numerals
+    (0x3038, 0x303C, _UNSPACED),  # more ideographic marks
+    (0x3040, 0x309F, _UNSPACED),  # Hiragana
+    (0x30A0, 0x30FF, _KATAKANA),  # with the prolonged sound mark ー
+    (0x3130, 0x318F, _HANGUL),  # compatibility jamo
+    (0x31F0, 0x31FF, _KATAKANA),
+    (0x3400, 0x4DBF, _UNSPACED),  # Han, extension A
+    (0x4E00, 0x9FFF, _UNSPACED),  # Han
+    (0xA960, 0xA97F, _HANGUL),
+    (0xAC00, 0xD7FF, _HANGUL),  # syllables, jamo extended B
+    (0xF900, 0xFAFF, _UNSPACED),  # Han compatibility ideographs
+    (0xFF66, 0xFF9F, _KATAKANA),  # half-width
+    (0x20000, 0x3FFFF, _UNSPACED),  # Han, extensions B and on
+)
+_SCRIPT_STARTS = [lo for lo, _, _ in _SCRIPT_RANGES]
+
+
+def _script(ch: str) -> int:
+    if ch < "\u0e00":
+        return _SPACED
+    i = bisect.bisect_right(_SCRIPT_STARTS, ord(ch)) - 1
+    if i >= 0 and ord(ch) <= _SCRIPT_RANGES[i][1]:
+        return _SCRIPT_RANGES[i][2]
+    return _SPACED
+
+
+def _edge_script(ch: str, end: bool) -> int:
+    """How a term whose first (``end``: last) character is ``ch`` meets the text beside it; a
+    character that is no letter or digit ("#", "+") keeps the boundary of spaced scripts."""
+    if not (ch.isalnum() or ch == "_"):
+        return _SPACED
+    script = _script(ch)
+    return _UNSPACED if end and script == _HANGUL else script  # particles attach in Korean
+
+
+def _continues(ch: str, script: int) -> bool:
+    """Whether ``ch`` beside a term's edge of ``script`` is in the same word, so that the term
+    does not start (or end) there: the hand-written twin of ``_before`` and ``_after``."""
+    if script == _UNSPACED or not (ch.isalnum() or ch == "_"):
+        return False
+    return script == _SPACED if ch < "\u0e00" else _script(ch) == script
+
+
+def _ranges(script: int | None) -> str:
+    """The code point ranges of ``script`` (None: every script but the spaced ones), for a
+    regular expression's character class."""
+    return "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi, s in _SCRIPT_RANGES
+                   if script is None or s == script)
+
+
+def _same_word(script: int) -> str:
+    """A character class matching what ``_continues`` accepts beside an edge of ``script``."""
+    if script == _SPACED:
+        return rf"[^\W{_ranges(None)}]"
+    return rf"(?=\w)[{_ranges(script)}]"
+
+
+def _before(script: int) -> str:
+    return "" if script == _UNSPACED else f"(?<!{_same_word(script)})"
+
+
+def _after(script: int) -> str:
+    return "" if script == _UNSPACED else f"(?!{_same_word(script)})"
+
+
+# Words, for proximity, guard windows and fuzzy names: a character of an unspaced script is one
+# word ("瓦格纳" is three: nothing cuts Chinese into words without a dictionary).
+_WORD = re.compile(rf"(?=\w)[{_ranges(_UNSPACED)}]|[^\W{_ranges(_UNSPACED)}]+")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,6 +276,8 @@ class _Term:
     regex: re.Pattern[str]  # the whole term at a word start
     words: list[str]  # folded
     fuzzy: list[tuple[int, re.Pattern[str]]] | None  # per word: edits allowed, exact form
+    left: int = _SPACED  # how its start meets the text (``_edge_script``)
+    right: int = _SPACED  # how its end does
 
     @property
     def label(self) -> str:
@@ -197,7 +286,8 @@ class _Term:
     @property
     def plain(self) -> bool:
         return (not self.prefix and not self.arabic_first and len(self.words) == 1
-                and self.regex.pattern == rf"(?<!\w)(?:{re.escape(self.key)}){POSSESSIVE}(?!\w)")
+                and self.regex.pattern == rf"{_before(self.left)}(?:{re.escape(self.key)})"
+                                          rf"{POSSESSIVE}{_after(self.right)}")
 
 
 def _compile_term(tid: int, text: str, *, fuzzy: bool = False, exact: bool = False,
@@ -210,9 +300,10 @@ def _compile_term(tid: int, text: str, *, fuzzy: bool = False, exact: bool = Fal
                          f"rules or guards)")
     first = words[0]
     key = first if exact or prefix else _stem(first)
-    tail = r"\w*" if prefix else POSSESSIVE + r"(?!\w)"
+    left, right = _edge_script(first[0], False), _edge_script(words[-1][-1], True)
+    tail = r"\w*" if prefix else POSSESSIVE + _after(right)
     pattern = term_pattern(body, exact and not prefix)
-    regex = re.compile(rf"(?<!\w)(?:{pattern}){tail}")
+    regex = re.compile(rf"{_before(left)}(?:{pattern}){tail}")
     fuzzy_words = None
     if fuzzy and not exact and not prefix:
         raw = [w for w in re.split(_SEPARATOR, body) if w]
@@ -220,7 +311,8 @@ def _compile_term(tid: int, text: str, *, fuzzy: bool = False, exact: bool = Fal
             fuzzy_words = [(fuzzy_distance(w), re.compile(
                 rf"(?:{_word_pattern(f)}){POSSESSIVE}")) for w, f in zip(raw, words, strict=True)]
     return _Term(tid, text, prefix, exact, capitalised, key,
-                 bool(_ARABIC_LETTERS.search(first)) and not exact, regex, words, fuzzy_words)
+                 bool(_ARABIC_LETTERS.search(first)) and not exact, regex, words, fuzzy_words,
+                 left, right)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,6 +554,9 @@ class Matcher:
         self._clitic = [any(t.arabic_first for t in g) for g in self._groups]
         # whether every term of a group is its key alone (one word, no endings, clitics, *)
         self._plain = [all(t.plain for t in g) for g in self._groups]
+        # how the key's first and (for plain groups) last characters meet the text beside them
+        self._left = [_edge_script(k[0], False) for k in self._keys]
+        self._right = [_edge_script(k[-1], True) for k in self._keys]
         self._automaton = ahocorasick_rs.AhoCorasick(
             self._keys, implementation=ahocorasick_rs.Implementation.DFA) if self._keys else None
 
@@ -519,12 +614,13 @@ class Matcher:
         if not text or self._automaton is None:
             return found
         size = len(text)
+        left = self._left
         for index, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
-            inside_word = start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
+            inside_word = start > 0 and _continues(text[start - 1], left[index])
             if inside_word and not self._clitic[index]:
                 continue
             if self._plain[index]:  # one word as written: its boundary checked by hand
-                stop = _word_end(text, end, size)
+                stop = _word_end(text, end, size, self._right[index])
                 if stop is None:
                     continue
                 for term in self._groups[index]:
@@ -690,21 +786,17 @@ class Matcher:
         return WatchlistMatch(name, terms, spans, snip, marks)
 
 
-def _is_word(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
-def _word_end(text: str, end: int, size: int) -> int | None:
+def _word_end(text: str, end: int, size: int, script: int = _SPACED) -> int | None:
     r"""Where a one-word term found at ``[..., end)`` ends, with its possessive, as the pattern
-    ``(?:'s|')?(?!\w)`` would decide; None when the word goes on."""
+    ``(?:'s|')?`` and then ``_after(script)`` would decide; None when the word goes on."""
     if end < size and text[end] == "'":
-        if end + 1 < size and text[end + 1] == "s" and not (end + 2 < size
-                                                             and _is_word(text[end + 2])):
+        if end + 1 < size and text[end + 1] == "s" and not (
+                end + 2 < size and _continues(text[end + 2], script)):
             return end + 2
-        if not (end + 1 < size and _is_word(text[end + 1])):
+        if not (end + 1 < size and _continues(text[end + 1], script)):
             return end + 1
         return end
-    return end if end >= size or not _is_word(text[end]) else None
+    return end if end >= size or not _continues(text[end], script) else None
 
 
 def _where(f: _Field, hit: Hit) -> str:

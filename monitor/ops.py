@@ -184,6 +184,44 @@ class Endpoint:
         self.server.server_close()
 
 
+class DatabaseProbe:
+    """``SELECT 1`` with a deadline of its own, so /healthz answers (503) when the database does
+    not: the query runs in a thread, and while one is still waiting no other is started."""
+
+    def __init__(self, sessions: sessionmaker[Session], timeout: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.sessions = sessions
+        self.timeout = timeout
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._running: tuple[float, threading.Event, list[str]] | None = None
+
+    def check(self) -> str:
+        """"ok", or why not, within ``timeout`` seconds."""
+        with self._lock:
+            if self._running is None:
+                done, answer = threading.Event(), ["ok"]
+                self._running = (self.clock(), done, answer)
+                threading.Thread(target=self._run, args=(done, answer), name="db-probe",
+                                 daemon=True).start()
+            started, done, answer = self._running
+        if not done.wait(self.timeout):
+            return f"not answering (waited {self.clock() - started:.0f}s for SELECT 1)"
+        return answer[0]
+
+    def _run(self, done: threading.Event, answer: list[str]) -> None:
+        try:
+            with self.sessions() as s:
+                s.execute(text("SELECT 1"))
+        except Exception as e:  # any failure means "unreachable"; the reason is shown
+            answer[0] = f"unreachable: {str(e).strip().splitlines()[0][:200]}" if str(e).strip() \
+                else f"unreachable: {type(e).__name__}"
+        finally:
+            with self._lock:
+                self._running = None
+            done.set()
+
+
 def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
           watchlists: Callable[[], list[str]], atom_items: int = 50) -> Endpoint:
     """Start the endpoint on ``host:port`` in a thread."""
@@ -229,12 +267,7 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
 
         def _healthz(self) -> None:
             problem = liveness.problem()
-            database = "ok"
-            try:
-                with sessions() as s:
-                    s.execute(text("SELECT 1"))
-            except Exception as e:
-                database = f"unreachable: {str(e).splitlines()[0][:200]}"
+            database = probe.check()
             ok = problem is None and database == "ok"
             body = {"status": "ok" if ok else "failing", "scheduler": problem or "ticking",
                     "database": database,
@@ -243,6 +276,7 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
             self._send(200 if ok else 503, (json.dumps(body) + "\n").encode(),
                        "application/json")
 
+    probe = DatabaseProbe(sessions)
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
 

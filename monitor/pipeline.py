@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import dedup, health
@@ -30,6 +31,7 @@ from monitor.store import feeds as feed_store
 from monitor.store.db import WriteBatch
 from monitor.store.feeds import FeedJob
 from monitor.store.tables import Article
+from monitor.urls import redact
 from monitor.work import Analysis, DocumentWorkers, ExtractFailed, analyse
 
 log = logging.getLogger("monitor")
@@ -107,8 +109,11 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
         try:
             return process_entry(ctx, job, key, entry, outlet,
                                  stored_urls.get(entry.canonical))
+        except SQLAlchemyError:  # the database, not the entry: the poll stops, retried later
+            raise
         except Exception:  # a bug on one entry must not hold back the others: it is retried
-            log.exception("feed=%s entry=%s status=crashed", job.url, entry.link or entry.guid)
+            log.exception("feed=%s entry=%s status=crashed", redact(job.url),
+                          redact(entry.link or entry.guid))
             return "crashed"
 
     items = [(i, key, entry) for i, (key, entry) in enumerate(new.items())]
@@ -240,6 +245,10 @@ def analyse_entry(ctx: Context, entry: Entry) -> Analysis:
                 found = ctx.documents.analyse(page.body, page.url, entry.title, entry.summary)
         except ExtractFailed as e:
             error = f"page: {e}"
+        except Exception as e:  # a worker that broke: the feed's text stands in
+            log.error("page=%s status=unexpected error=%r (stored from the feed's text)",
+                      redact(page.url), e)
+            error = f"page: unexpected error: {e!r}"[:500]
     if found is None:
         found = analyse(ctx.matcher, entry.title, entry.summary,
                         "summary" if entry.summary else "none", error)
@@ -251,6 +260,8 @@ def analyse_entry(ctx: Context, entry: Entry) -> Analysis:
 
 def _page(ctx: Context, entry: Entry) -> tuple[Fetched | None, str | None]:
     """The entry's page, or None and why not (None: the feed's text is all there is)."""
+    if entry.shared == "link":
+        return None, "link not fetched: other items of the feed link to the same page"
     if not entry.canonical:
         return None, "link not fetched: not an http(s) URL" if entry.link else None
     if not ctx.settings.fetch.fetch_pages:
@@ -260,6 +271,10 @@ def _page(ctx: Context, entry: Entry) -> tuple[Fetched | None, str | None]:
                                accept=PAGE_ACCEPT)
     except FetchError as e:
         return None, f"page: {e}"
+    except Exception as e:  # whatever the page does, the entry is stored from its feed text
+        log.error("page=%s status=unexpected error=%r (stored from the feed's text)",
+                  redact(entry.link), e)
+        return None, f"page: unexpected error: {e!r}"[:500]
     if not isinstance(page, Fetched):
         return None, "page: 304 unasked"
     return page, None
@@ -302,7 +317,7 @@ def _succeeded(ctx: Context, job: FeedJob, now: datetime, status: str, *,
     silent_since = (job.silent_since or now) if quiet else None
     if quiet and job.silent_since is None:
         usual = cadence or job.cadence_seconds
-        log.warning("feed=%s status=silent quiet_for=%s usual_gap=%s", job.url,
+        log.warning("feed=%s status=silent quiet_for=%s usual_gap=%s", redact(job.url),
                     health.describe_gap(quiet.total_seconds()),
                     health.describe_gap(usual) if usual else "unknown")
     _record(ctx, feed_store.success(

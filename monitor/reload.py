@@ -3,6 +3,11 @@ its globs match and the seed files. SIGHUP asks for a reload; so does any change
 noticed at the next tick. A reload that fails validation (a TOML error, an unknown key, a query
 that does not parse, a fixture the edited watchlist now gets wrong) is refused, line by line,
 and the running config stays.
+
+A change noticed in the files that would drop a watchlist (its file deleted, renamed or moved
+away for a moment by an editor's save or a ``git checkout``) is held: the running watchlists stay,
+so what arrives meanwhile is still matched, with a warning until the file is back. Removing a
+watchlist for good takes an explicit reload (SIGHUP, ``systemctl reload``) or a restart.
 """
 
 from __future__ import annotations
@@ -77,7 +82,8 @@ class Reloader:
 
     def check(self) -> Settings | None:
         now = stamp(self.path, self.settings, self.env)
-        if now == self._stamp and not self.requested.is_set():
+        asked = self.requested.is_set()
+        if now == self._stamp and not asked:
             return None
         self.requested.clear()
         self._stamp = now  # as read before loading: an edit made meanwhile is seen next time
@@ -94,7 +100,22 @@ class Reloader:
             log.error("reload refused, the running config stays: %s",
                       ConfigProblem(str(self.path), "", e.strerror or str(e)))
             return None
+        dropped = _dropped(self.settings, new)
+        if dropped and not asked:
+            for name, source in dropped:
+                log.warning("reload held, the running watchlists stay: watchlist %r (%s) is "
+                            "gone; it keeps matching until it is back. To remove it, reload "
+                            "with SIGHUP (systemctl reload monitor) or restart", name, source)
+            return None
+        for name, source in dropped:
+            log.warning("reload: watchlist %r (%s) removed", name, source)
         self.settings = new
         before = {entry[0] for entry in now}  # files the new config watches too (new seeds)
         self._stamp = now + tuple(e for e in stamp(self.path, new, self.env) if e[0] not in before)
         return new
+
+
+def _dropped(old: Settings, new: Settings) -> list[tuple[str, str]]:
+    """The watchlists running now that ``new`` lacks: (name, where it was defined)."""
+    names = {w.name for w in new.watchlists}
+    return [(w.name, w.source or old.source) for w in old.watchlists if w.name not in names]

@@ -15,6 +15,7 @@ skips a digest.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
@@ -26,10 +27,14 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(value: str | int | float) -> timedelta:
-    """``"90s"``, ``"30m"``, ``"2h"``, ``"1d"`` or a number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as '30m'")
+MAX_DURATION = timedelta(days=366)
+
+
+def parse_duration(value: str | int | float, maximum: timedelta = MAX_DURATION) -> timedelta:
+    """``"90s"``, ``"30m"``, ``"2h"``, ``"1d"`` or a number of seconds; positive, finite and at
+    most ``maximum`` (so no date computed from it can overflow)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a duration such as '30m', got {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -37,9 +42,21 @@ def parse_duration(value: str | int | float) -> timedelta:
         if not found:
             raise ValueError(f"expected a duration such as '90s', '30m' or '2h', got {value!r}")
         seconds = float(found.group(1)) * _UNITS[found.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration such as '30m', got {value!r}")
     if seconds <= 0:
-        raise ValueError("a duration must be positive")
+        raise ValueError(f"a duration must be positive, got {value!r}")
+    if seconds > maximum.total_seconds():
+        raise ValueError(f"{value!r} is too long: at most {_describe(maximum)}")
     return timedelta(seconds=seconds)
+
+
+def _describe(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:g}s"
 
 
 def parse_timezone(name: str) -> tzinfo:

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
@@ -25,9 +26,40 @@ from monitor.errors import StorageError
 from monitor.ops import CYCLES
 from monitor.reload import Reloader
 from monitor.service import Service
+from monitor.store.db import describe
+from monitor.urls import redact
 
 log = logging.getLogger("monitor")
 SHUTDOWN_GRACE = 8.0
+
+
+class Throttled:
+    """The log of a storage fault that lasts (a full disk, a database gone): its first cycle
+    logs one line, the same fault again at most once every ``every`` seconds with how many
+    cycles failed meanwhile, and the first cycle that works says so."""
+
+    def __init__(self, every: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._message: str | None = None
+        self._logged = 0.0
+        self._held = 0
+
+    def failed(self, message: str) -> None:
+        now = self.clock()
+        if message == self._message and now - self._logged < self.every:
+            self._held += 1
+            return
+        again = f" ({self._held} more failed cycles)" if self._held else ""
+        log.error("cycle failed, retrying every tick: %s%s", redact(message), again)
+        self._message, self._logged, self._held = message, now, 0
+
+    def answered(self) -> None:
+        if self._message is not None:
+            log.info("cycle worked again after a storage fault%s",
+                     f" ({self._held} failed cycles not logged)" if self._held else "")
+        self._message, self._held = None, 0
 
 
 def run_daemon(service: Service, reloader: Reloader | None = None, *,
@@ -41,6 +73,7 @@ def run_daemon(service: Service, reloader: Reloader | None = None, *,
     stop = stop or threading.Event()
     liveness = ops.Liveness(heartbeat=min(5.0, tick), cycle_limit=max(20 * tick, 1800.0))
     notifier = ops.SystemdNotifier()
+    storage = Throttled()
     idle = threading.Event()
     idle.set()
 
@@ -71,8 +104,12 @@ def run_daemon(service: Service, reloader: Reloader | None = None, *,
             failed = sum(r.status == "failed" for r in results)
             if results:
                 log.info("cycle feeds=%d failed=%d", len(results), failed)
-        except (StorageError, SQLAlchemyError) as e:
-            log.error("cycle failed, retrying next tick: %s", str(e).splitlines()[0][:300])
+        except StorageError as e:
+            storage.failed(str(e))
+        except SQLAlchemyError as e:
+            storage.failed(describe(e))
+        else:
+            storage.answered()
         finally:
             liveness.cycle_ended()
             idle.set()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from monitor import seeds
 from monitor.config import Settings, WatchlistSettings
+from monitor.deadline import RETRY_AFTER_BOUNDS
 from monitor.digest import DigestData, Renderer, dumps_slack, message_id
-from monitor.errors import DeliveryError, PermanentDeliveryError
+from monitor.errors import DeliveryError, PermanentDeliveryError, StorageError
 from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, Resolver, system_resolver
 from monitor.notify.apprise import AppriseSender
@@ -33,6 +35,7 @@ from monitor.store import feeds as feed_store
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Alert, Article, Feed, Match
 from monitor.text import clean
+from monitor.urls import redact
 from monitor.watchlists import matcher_for, watchlist_of
 from monitor.work import DocumentWorkers
 
@@ -44,6 +47,14 @@ FEED_LEASE = timedelta(minutes=15)
 DIGEST_LEASE = timedelta(minutes=5)
 DELIVERY_RETRY_CAP = 3600.0
 PRUNE_EVERY = timedelta(days=1)
+
+
+def delivery_backoff(attempts: int, retry_after: float | None) -> float:
+    """Seconds before a failed delivery is tried again: what the server asked for, else
+    doubling from a minute; never more than ``DELIVERY_RETRY_CAP``."""
+    if retry_after is not None and retry_after > 0:
+        return min(retry_after, RETRY_AFTER_BOUNDS[1])
+    return min(60.0 * float(2 ** min(max(attempts - 1, 0), 20)), DELIVERY_RETRY_CAP)
 
 
 def utcnow() -> datetime:
@@ -108,11 +119,12 @@ def _renderer(settings: Settings) -> Renderer:
 
 class Service:
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
-                 resolver: Resolver = system_resolver) -> None:
+                 resolver: Resolver = system_resolver, write: bool = True) -> None:
+        """``write=False``: only to read (``status``), so a read-only database is no error."""
         self.settings = settings
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{db.pid_namespace()}:{id(self):x}"
-        self.engine, self.sessions = db.open_database(settings.storage.url)
+        self.engine, self.sessions = db.open_database(settings.storage.url, write=write)
         self.reads = db.readers(self.engine)
         self._resolver = resolver
         self.fetcher = _fetcher(settings, clock, resolver)
@@ -249,8 +261,10 @@ class Service:
             return FeedResult(job.id, job.url, "skipped", error="shutting down")
         try:
             result = process_feed(ctx, job)
+        except SQLAlchemyError as e:  # the database failed, not the feed: the poll stops
+            raise StorageError(db.describe(e)) from e
         except Exception as e:  # a bug must not stop the other feeds; it is logged loudly
-            log.exception("feed=%s status=crashed", job.url)
+            log.exception("feed=%s status=crashed", redact(job.url))
             result = FeedResult(job.id, job.url, "failed", error=f"internal error: {e!r}"[:500])
             with self.sessions.begin() as session:
                 now = self.clock()
@@ -258,14 +272,15 @@ class Service:
                                           now + timedelta(seconds=job.interval_seconds),
                                           result.error)
         POLLS.labels(result.status).inc()
-        fields = {"feed": job.url, "status": result.status, "new": result.new,
+        shown = redact(job.url)
+        fields = {"feed": shown, "status": result.status, "new": result.new,
                   "copies": result.copies, "alerts": result.alerts, "left": result.left,
-                  "error": result.error or None}
+                  "error": redact(result.error) or None}
         if result.status == "failed":
-            log.warning("feed=%s status=failed error=%r", job.url, result.error,
+            log.warning("feed=%s status=failed error=%r", shown, redact(result.error),
                         extra={"fields": fields})
         else:
-            log.info("feed=%s status=%s new=%d copies=%d alerts=%d left=%d", job.url,
+            log.info("feed=%s status=%s new=%d copies=%d alerts=%d left=%d", shown,
                      result.status, result.new, result.copies, result.alerts, result.left,
                      extra={"fields": fields})
         return result
@@ -319,6 +334,13 @@ class Service:
                 out.append(f"{d.channel} delivery failed for good (digest {d.id}, {d.watchlist}, "
                            f"{d.created_at:%Y-%m-%d %H:%M} UTC): {d.last_error}. Fix it, then "
                            f"run: monitor digest --resend {d.id}")
+        for d in outbox.delivery_troubles(session, now - NOTICE_WINDOW):
+            if d.status == "sent":
+                out.append(f"{d.channel} digest {d.id} ({d.watchlist}) went out incomplete: "
+                           f"{d.last_error}")
+            else:
+                out.append(f"{d.channel} delivery of digest {d.id} ({d.watchlist}) is being "
+                           f"retried ({d.attempts} tries): {d.last_error}")
         dead_after = timedelta(seconds=self.settings.poll.dead_after)
         for f in feed_store.all_feeds(session):
             if not f.active:
@@ -332,7 +354,7 @@ class Service:
                            f"{f.silent_since:%Y-%m-%d %H:%M} UTC")
         if len(out) > MAX_NOTICES:
             out = [*out[:MAX_NOTICES], f"... and {len(out) - MAX_NOTICES} more: monitor status"]
-        return [clean(n, 500, single_line=True) for n in out]
+        return [clean(redact(n), 500, single_line=True) for n in out]
 
     def _cut_one(self, session: Session, watchlist: str, channel: str, now: datetime,
                  notices: list[str]) -> int:
@@ -342,7 +364,7 @@ class Service:
         items = outbox.digest_items(session, alert_ids)
         row = outbox.insert_digest(session, watchlist, channel, len(items), now)
         rendered = self.renderer.render(DigestData(watchlist, items, now, notices))
-        domain = self.settings.channels.email.sender.rpartition("@")[2]
+        domain = parseaddr(self.settings.channels.email.sender)[1].rpartition("@")[2]
         row.subject, row.body_text, row.body_html = rendered.subject, rendered.text, rendered.html
         row.slack_payload = dumps_slack(rendered.slack)
         row.message_id = message_id(row.id, watchlist, channel, domain)
@@ -401,41 +423,66 @@ class Service:
         return report
 
     def _deliver(self, job: DigestJob, report: RelayReport) -> None:
-        s = self.settings
+        """Send one digest and record the outcome. Nothing a sender raises escapes: one
+        digest's failure never holds back another's."""
         try:
-            if job.channel not in self.channels.get(job.watchlist, []):
-                raise DeliveryError(f"channel {job.channel} is not configured for watchlist "
-                                    f"{job.watchlist}")
-            if job.channel == "email":
-                EmailSender(s.channels.email).send(job, s.recipients_of(job.watchlist))
-            elif job.channel == "slack":
-                SlackSender(s.slack_webhook_of(job.watchlist), s.channels.slack.timeout).send(
-                    job, self._part_recorder(job))
-            else:
-                AppriseSender(s.apprise_urls_of(job.watchlist),
-                              s.channels.apprise.max_attempts).send(job, self._part_recorder(job))
+            warning = self._send(job)
         except PermanentDeliveryError as e:
-            with self.sessions.begin() as session:
-                outbox.mark_failed(session, job.id, self.owner, str(e))
-            report.failed += 1
-            report.errors.append(f"digest {job.id} ({job.watchlist}/{job.channel}): {e}")
-            log.error("digest=%d channel=%s status=failed error=%r", job.id, job.channel, str(e))
+            self._failed(job, report, str(e))
             return
         except DeliveryError as e:
-            wait = e.retry_after or min(60.0 * 2 ** (job.attempts - 1), DELIVERY_RETRY_CAP)
-            with self.sessions.begin() as session:
-                outbox.mark_retry(session, job.id, self.owner, str(e),
-                                  self.clock() + timedelta(seconds=wait))
-            report.retrying += 1
-            report.errors.append(f"digest {job.id} ({job.watchlist}/{job.channel}): {e}")
-            log.warning("digest=%d channel=%s status=retrying in=%.0fs error=%r", job.id,
-                        job.channel, wait, str(e))
+            self._retry(job, report, str(e), e.retry_after)
+            return
+        except SQLAlchemyError:  # the database, not the digest: the relay stops, the lease runs
+            raise
+        except Exception as e:  # a bug or an unforeseen answer: retried, never a stuck digest
+            self._retry(job, report, f"internal error: {e!r}"[:500], None)
             return
         with self.sessions.begin() as session:
-            outbox.mark_sent(session, job.id, self.owner, self.clock())
+            outbox.mark_sent(session, job.id, self.owner, self.clock(), warning=warning)
         report.sent += 1
-        log.info("digest=%d watchlist=%s channel=%s status=sent", job.id, job.watchlist,
-                 job.channel)
+        if warning:
+            report.errors.append(f"digest {job.id} ({job.watchlist}/{job.channel}): {warning}")
+            log.warning("digest=%d watchlist=%s channel=%s status=sent warning=%r", job.id,
+                        job.watchlist, job.channel, warning)
+        else:
+            log.info("digest=%d watchlist=%s channel=%s status=sent", job.id, job.watchlist,
+                     job.channel)
+
+    def _send(self, job: DigestJob) -> str | None:
+        s = self.settings
+        if job.channel not in self.channels.get(job.watchlist, []):
+            raise DeliveryError(f"channel {job.channel} is not configured for watchlist "
+                                f"{job.watchlist}")
+        if job.channel == "email":
+            return EmailSender(s.channels.email).send(job, s.recipients_of(job.watchlist))
+        if job.channel == "slack":
+            SlackSender(s.slack_webhook_of(job.watchlist), s.channels.slack.timeout,
+                        self.clock).send(job, self._part_recorder(job))
+        else:
+            AppriseSender(s.apprise_urls_of(job.watchlist),
+                          s.channels.apprise.max_attempts).send(job, self._part_recorder(job))
+        return None
+
+    def _failed(self, job: DigestJob, report: RelayReport, error: str) -> None:
+        error = redact(error)
+        with self.sessions.begin() as session:
+            outbox.mark_failed(session, job.id, self.owner, error)
+        report.failed += 1
+        report.errors.append(f"digest {job.id} ({job.watchlist}/{job.channel}): {error}")
+        log.error("digest=%d channel=%s status=failed error=%r", job.id, job.channel, error)
+
+    def _retry(self, job: DigestJob, report: RelayReport, error: str,
+               retry_after: float | None) -> None:
+        error = redact(error)
+        wait = delivery_backoff(job.attempts, retry_after)
+        with self.sessions.begin() as session:
+            outbox.mark_retry(session, job.id, self.owner, error,
+                              self.clock() + timedelta(seconds=wait))
+        report.retrying += 1
+        report.errors.append(f"digest {job.id} ({job.watchlist}/{job.channel}): {error}")
+        log.warning("digest=%d channel=%s status=retrying in=%.0fs error=%r", job.id,
+                    job.channel, wait, error)
 
     def _part_recorder(self, job: DigestJob) -> Callable[[int], None]:
         def record(parts: int) -> None:
@@ -492,4 +539,6 @@ class Service:
             return {
                 "feeds": feeds, "counts": counts, "last_sent": outbox.last_sent(session),
                 "failed": outbox.failed_digests(session), "unsent": unsent,
+                "incomplete": [d for d in outbox.delivery_troubles(session)
+                               if d.status == "sent"],
             }

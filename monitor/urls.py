@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "piwik_", "at_")
@@ -10,6 +11,18 @@ _TRACKING = {
     "ncid", "ocid", "smid", "sr_share", "share", "xtor", "_ga", "spm", "__twitter_impression",
     "amp", "outputtype",
 }
+
+
+# scheme://userinfo@host: the userinfo runs to the last '@' before the path
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the user and password of every URL in it masked
+    (``https://***@host/``): wherever a URL is shown or logged."""
+    if "@" not in text:
+        return text
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def is_fetchable(url: str) -> bool:

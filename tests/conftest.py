@@ -264,6 +264,14 @@ class Mailbox:
         self.refuse: str | None = None  # e.g. "451 try later" or "550 no"
         self.hold = False  # keep the message but do not answer DATA (to kill the sender then)
         self.received = threading.Event()
+        self.refuse_rcpt: set[str] = set()  # these recipients get "550 no such user"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.refuse_rcpt:
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse:

@@ -27,9 +27,10 @@ import trustme
 from sqlalchemy import func, select
 
 from monitor import config, health
+from monitor.deadline import parse_retry_after
 from monitor.errors import BlockedAddress, FeedError, FetchError, RetryLater, TooLarge
 from monitor.feeds import MAX_ENTRIES, MAX_TITLE, parse, trim_entries
-from monitor.fetch import NOT_MODIFIED, Fetched, Fetcher, parse_retry_after
+from monitor.fetch import NOT_MODIFIED, Fetched, Fetcher
 from monitor.guard import AddressPolicy
 from monitor.service import Service
 from monitor.store.tables import Alert, Article, Feed, FeedEntry

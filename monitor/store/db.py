@@ -13,14 +13,31 @@ from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, Executable, case, create_engine, event, select, text, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import (
+    Engine,
+    Executable,
+    case,
+    create_engine,
+    event,
+    make_url,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import AlreadyRunning, StorageError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_MS = 30_000
+# PostgreSQL: how long to wait for a connection (a server that accepts and never answers), how
+# long one statement may run, and TCP keepalives that notice a peer gone without a word. Each is
+# a default: the same key in the storage URL wins (``?connect_timeout=30``).
+PG_DEFAULTS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "30",
+               "keepalives_interval": "10", "keepalives_count": "3"}
+PG_STATEMENT_TIMEOUT = "300s"
+MIGRATION_LOCK = 0x6D6F6E69  # "moni": the advisory lock that lets one instance migrate at once
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -57,32 +74,79 @@ def make_engine(url: str) -> Engine:
                      lambda c, _r: setattr(c, "isolation_level", None))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=_pg_connect_args(url))
+
+
+def _pg_connect_args(url: str) -> dict[str, str]:
+    """Bounded waits for PostgreSQL, unless the URL sets its own: a connect timeout, TCP
+    keepalives, and a statement timeout (put first in ``options``, so one in the URL wins)."""
+    query = make_url(url).query
+    args = {k: v for k, v in PG_DEFAULTS.items() if k not in query}
+    given = query.get("options", "")
+    given = given if isinstance(given, str) else " ".join(given)
+    args["options"] = f"-c statement_timeout={PG_STATEMENT_TIMEOUT} {given}".strip()
+    return args
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema up to date (alembic upgrade head)."""
+    """Bring the schema up to date (alembic upgrade head). On PostgreSQL, under an advisory
+    lock held until the migration commits: instances starting at once take turns, and the later
+    ones find the schema already at head."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
-    except OperationalError as e:
-        raise StorageError(f"cannot open the database: {_short(e)}") from e
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot bring the database {_safe_url(str(engine.url))} up to "
+                           f"date: {describe(e)}") from e
 
 
-def open_database(url: str) -> tuple[Engine, sessionmaker[Session]]:
+def open_database(url: str, *, write: bool = False) -> tuple[Engine, sessionmaker[Session]]:
+    """The engine and sessions of ``url``, its schema brought up to date. With ``write``, also
+    make sure the database takes writes (a read-only file or server is refused here, in one
+    line, rather than failing at every tick)."""
     try:
         engine = make_engine(url)
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as e:
-        raise StorageError(f"cannot reach the database {_safe_url(url)}: {_short(e)}") from e
+        raise StorageError(f"cannot reach the database {_safe_url(url)}: {describe(e)}") from e
     except OSError as e:
         raise StorageError(f"cannot open the database {_safe_url(url)}: {e}") from e
     migrate(engine)
+    if write:
+        try:
+            _try_a_write(engine)
+        except SQLAlchemyError as e:
+            engine.dispose()
+            raise StorageError(f"the database {_safe_url(url)} takes no writes: "
+                               f"{describe(e)}") from e
     return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def _try_a_write(engine: Engine) -> None:
+    """Write one row and roll it back: raises what a real write would."""
+    with engine.connect() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        conn.rollback()
+
+
+def describe(e: BaseException) -> str:
+    """A storage error in one line, with what to do where the cause is plain."""
+    message = _short(e)
+    low = message.lower()
+    if "disk is full" in low or "no space left" in low or "disk full" in low:
+        return f"{message} (free some space; nothing is lost, the work is retried)"
+    if "readonly database" in low or "read-only" in low:
+        return f"{message} (the file, its folder or the server refuses writes)"
+    if "not a database" in low or "malformed" in low:
+        return f"{message} (the file is damaged: restore a backup or move it aside)"
+    return message
 
 
 def readers(engine: Engine) -> sessionmaker[Session]:

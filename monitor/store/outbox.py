@@ -127,8 +127,11 @@ def record_part(session: Session, digest_id: int, owner: str, parts_sent: int) -
                     .values(parts_sent=parts_sent))
 
 
-def mark_sent(session: Session, digest_id: int, owner: str, now: datetime) -> bool:
-    return _finish(session, digest_id, owner, status="sent", sent_at=now, last_error=None)
+def mark_sent(session: Session, digest_id: int, owner: str, now: datetime,
+              warning: str | None = None) -> bool:
+    """Sent; ``warning`` says what part did not get through (refused recipients)."""
+    return _finish(session, digest_id, owner, status="sent", sent_at=now,
+                   last_error=warning[:2000] if warning else None)
 
 
 def mark_retry(session: Session, digest_id: int, owner: str, error: str,
@@ -160,6 +163,23 @@ def unsent_digests(session: Session) -> list[Digest]:
 def failed_digests(session: Session, limit: int = 20) -> list[Digest]:
     return list(session.scalars(select(Digest).where(Digest.status == "failed")
                                 .order_by(Digest.id.desc()).limit(limit)))
+
+
+def delivery_troubles(session: Session, since: datetime | None = None) -> list[Digest]:
+    """Deliveries the operator should hear of: the newest sent digest of each watchlist and
+    channel when it went out incomplete (refused recipients), and digests waiting for a retry
+    after failing more than once."""
+    newest = (select(Digest.watchlist, Digest.channel, func.max(Digest.id).label("id"))
+              .where(Digest.status == "sent").group_by(Digest.watchlist, Digest.channel)
+              .subquery())
+    incomplete = select(Digest).join(newest, Digest.id == newest.c.id).where(
+        Digest.last_error.is_not(None))
+    if since is not None:
+        incomplete = incomplete.where(Digest.created_at >= since)
+    retrying = select(Digest).where(Digest.status.in_(("queued", "sending")),
+                                    Digest.last_error.is_not(None), Digest.attempts >= 2)
+    rows = [*session.scalars(incomplete), *session.scalars(retrying)]
+    return sorted(rows, key=lambda d: d.id)
 
 
 def last_sent(session: Session) -> dict[tuple[str, str], datetime]:
