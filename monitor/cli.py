@@ -26,7 +26,7 @@ from monitor.service import Preview, Service
 from monitor.store.tables import Feed
 from monitor.text import clean
 from monitor.urls import redact
-from monitor.watchlists import fixture_problems, matcher_for
+from monitor.watchlists import fixture_problems, matcher_for, term_warnings
 
 log = logging.getLogger("monitor")
 
@@ -202,7 +202,7 @@ def _setup_logging(level: str, form: str = "text") -> None:
     handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=getattr(logging, level), handlers=[handler], force=True)
-    for noisy in ("httpx", "httpcore", "apscheduler", "trafilatura", "alembic", "slack_sdk"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "trafilatura", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
 
 
@@ -216,6 +216,8 @@ def cmd_check(settings: config.Settings, _args: argparse.Namespace) -> int:
                          for name in config.CHANNEL_NAMES)
     print(f"{settings.source}: ok ({len(settings.feeds)} feeds, {len(settings.watchlists)} "
           f"watchlists; channels: {channels})")
+    for warning in term_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     for w in settings.watchlists:
         off = [c for c in w.channels if c not in settings.channels_of(w)]
         if off:

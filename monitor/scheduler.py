@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import signal
 import threading
 import time
@@ -34,32 +35,36 @@ SHUTDOWN_GRACE = 8.0
 
 
 class Throttled:
-    """The log of a storage fault that lasts (a full disk, a database gone): its first cycle
-    logs one line, the same fault again at most once every ``every`` seconds with how many
-    cycles failed meanwhile, and the first cycle that works says so."""
+    """The log of a storage fault that lasts (a full disk, a database gone): one line when it
+    starts, the same fault again at most once every ``every`` seconds with how many cycles
+    failed meanwhile, and one line when a cycle completes again (at most as often)."""
 
     def __init__(self, every: float = 300.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.every = every
         self.clock = clock
-        self._message: str | None = None
-        self._logged = 0.0
-        self._held = 0
+        self._message: str | None = None  # the fault last logged
+        self._logged = -every  # when
+        self._held = 0  # failed cycles not logged since
+        self._failing = False
+        self._recovered = -every  # when a recovery was last logged
 
     def failed(self, message: str) -> None:
         now = self.clock()
+        self._failing = True
         if message == self._message and now - self._logged < self.every:
             self._held += 1
             return
-        again = f" ({self._held} more failed cycles)" if self._held else ""
+        again = f" ({self._held} more failed cycles not logged)" if self._held else ""
         log.error("cycle failed, retrying every tick: %s%s", redact(message), again)
         self._message, self._logged, self._held = message, now, 0
 
     def answered(self) -> None:
-        if self._message is not None:
-            log.info("cycle worked again after a storage fault%s",
-                     f" ({self._held} failed cycles not logged)" if self._held else "")
-        self._message, self._held = None, 0
+        now = self.clock()
+        if self._failing and now - self._recovered >= self.every:
+            log.info("a cycle completed again after a storage fault")
+            self._recovered = now
+        self._failing = False
 
 
 def run_daemon(service: Service, reloader: Reloader | None = None, *,
@@ -120,7 +125,8 @@ def run_daemon(service: Service, reloader: Reloader | None = None, *,
         signal.signal(signal.SIGHUP, on_hangup)
     scheduler = BackgroundScheduler(
         timezone=UTC,
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(tick)},
+        job_defaults={"coalesce": True, "max_instances": 1,
+                      "misfire_grace_time": max(1, math.ceil(tick))},  # a positive integer
     )
     scheduler.add_job(cycle, "interval", seconds=tick, id="cycle",
                       next_run_time=datetime.now(UTC))

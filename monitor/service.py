@@ -3,6 +3,7 @@ things a cycle does: poll due feeds, cut due digests, relay the outbox."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -36,7 +37,7 @@ from monitor.store.outbox import DigestJob
 from monitor.store.tables import Alert, Article, Feed, Match
 from monitor.text import clean
 from monitor.urls import redact
-from monitor.watchlists import matcher_for, watchlist_of
+from monitor.watchlists import matcher_for, term_warnings, watchlist_of
 from monitor.work import DocumentWorkers
 
 log = logging.getLogger("monitor")
@@ -45,6 +46,7 @@ NOTICE_WINDOW = timedelta(days=7)
 MAX_NOTICES = 10
 FEED_LEASE = timedelta(minutes=15)
 DIGEST_LEASE = timedelta(minutes=5)
+STORAGE_RETRY = timedelta(minutes=1)  # a poll the database cut short: its feeds again after
 DELIVERY_RETRY_CAP = 3600.0
 PRUNE_EVERY = timedelta(days=1)
 
@@ -145,7 +147,10 @@ class Service:
     # -- start-up ------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Make the feeds table follow the config and load new seed documents."""
+        """Make the feeds table follow the config and load new seed documents; say which
+        terms are common words."""
+        for warning in term_warnings(self.settings):
+            log.warning("%s", warning)
         now = self.clock()
         interval = self.settings.poll.interval
         with self.sessions.begin() as session:
@@ -204,15 +209,24 @@ class Service:
         every worker stays busy and no lease runs out while its feed waits for one. The new
         entries of all feeds share one pool of threads, so one feed's many entries use every
         document worker too."""
-        results: list[FeedResult] = []
         self.reap()
-        workers = self.settings.fetch.workers
         if ignore_schedule:
             with self.sessions.begin() as session:
                 feed_store.make_all_due(session, self.clock())
         # due by the start of this poll: every poll moves a feed's next check past it, so each
         # feed is polled at most once, and a feed that falls due meanwhile waits for the next
         started = self.clock()
+        try:
+            return self._poll(started, progress)
+        except StorageError:  # feeds in hand are tried again soon, if the database lets us
+            with contextlib.suppress(SQLAlchemyError), self.sessions.begin() as session:
+                feed_store.hold_leases(session, self.owner, self.clock() + STORAGE_RETRY)
+            raise
+
+    def _poll(self, started: datetime,
+              progress: Callable[[int], None] | None) -> list[FeedResult]:
+        results: list[FeedResult] = []
+        workers = self.settings.fetch.workers
         records = db.WriteBatch(self.sessions)
         with ThreadPoolExecutor(workers, "feed") as pool, \
                 ThreadPoolExecutor(entry_threads(self.settings), "entry") as entries:
@@ -239,8 +253,7 @@ class Service:
                     if records.due():
                         self._flush(records)
             finally:
-                for future in running:  # only after an error: let them end, then record them
-                    future.result()
+                wait(running)  # only after an error: let them end, then record them
                 if not self._flush(records):
                     log.error("%d feed poll records not written; those feeds are polled again "
                               "when their leases run out", records.pending)
@@ -266,11 +279,14 @@ class Service:
         except Exception as e:  # a bug must not stop the other feeds; it is logged loudly
             log.exception("feed=%s status=crashed", redact(job.url))
             result = FeedResult(job.id, job.url, "failed", error=f"internal error: {e!r}"[:500])
-            with self.sessions.begin() as session:
-                now = self.clock()
-                feed_store.record_failure(session, job.id, self.owner, now,
-                                          now + timedelta(seconds=job.interval_seconds),
-                                          result.error)
+            try:
+                with self.sessions.begin() as session:
+                    now = self.clock()
+                    feed_store.record_failure(session, job.id, self.owner, now,
+                                              now + timedelta(seconds=job.interval_seconds),
+                                              result.error)
+            except SQLAlchemyError as stored:
+                raise StorageError(db.describe(stored)) from stored
         POLLS.labels(result.status).inc()
         shown = redact(job.url)
         fields = {"feed": shown, "status": result.status, "new": result.new,

@@ -6,9 +6,17 @@
 
 from __future__ import annotations
 
+import functools
+import re
+
 from monitor.config import Settings, WatchlistSettings
 from monitor.errors import ConfigProblem
 from monitor.match import Entity, Guard, Matcher, Rule, Term, Watchlist
+from monitor.text import fold_text
+
+# The languages whose common words ("the", "le", "и", "في") make a term that matches nearly
+# every article; lists from the stop-words package (shipped in its wheel).
+STOP_WORD_LANGUAGES = {"en": "English", "fr": "French", "ru": "Russian", "ar": "Arabic"}
 
 
 def watchlist_of(w: WatchlistSettings) -> Watchlist:
@@ -55,3 +63,39 @@ def fixture_problems(settings: Settings) -> list[ConfigProblem]:
                     file, f"{prefix}fixtures.must_not_match[{i}]",
                     f"matched ({', '.join(found[0].terms)}): {headline!r}"))
     return problems
+
+
+@functools.cache
+def _stop_words() -> dict[str, frozenset[str]]:
+    from stop_words import get_stop_words
+
+    return {code: frozenset(fold_text(w).text for w in get_stop_words(code))
+            for code in STOP_WORD_LANGUAGES}
+
+
+def common_word_languages(term: str) -> list[str]:
+    """The languages in which every word of ``term`` is a stop word (none: a fine term)."""
+    words = re.findall(r"[^\W_]+(?:'[^\W_]+)?", fold_text(term.rstrip("*")).text)
+    if not words:
+        return []
+    return [name for code, name in STOP_WORD_LANGUAGES.items()
+            if all(w in _stop_words()[code] for w in words)]
+
+
+def term_warnings(settings: Settings) -> list[ConfigProblem]:
+    """Terms and entity aliases made only of common words: valid, but they match most
+    articles. Capitalised aliases are spared ("US" the country, not "us")."""
+    warnings = []
+    for w in settings.watchlists:
+        file, prefix = _where(w)
+        labelled = [(f"terms[{i}]", t) for i, t in enumerate(w.terms)]
+        labelled += [(f"entities[{i}] ({e.name})", a.text) for i, e in enumerate(w.entities)
+                     for a in e.terms() if not a.capitalised]
+        for key, term in labelled:
+            languages = common_word_languages(term)
+            if languages:
+                warnings.append(ConfigProblem(
+                    file, f"{prefix}{key}",
+                    f"{term!r} is a common word in {' and '.join(languages)} and will match "
+                    f"almost every article; use a longer phrase, a rule or a guard"))
+    return warnings

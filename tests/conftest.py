@@ -302,6 +302,29 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
     controller.stop()
 
 
+# -- services --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def services() -> Iterator[Callable[..., Any]]:
+    """``services(config_path, clock=None)``: a prepared Service on an injected clock, closed
+    after the test."""
+    from monitor import config
+    from monitor.service import Service
+
+    made: list[Service] = []
+
+    def make(path: Path, clock: Clock | None = None) -> Service:
+        svc = Service(config.load(path), clock=clock or Clock())
+        made.append(svc)
+        svc.prepare()
+        return svc
+
+    yield make
+    for svc in made:
+        svc.close()
+
+
 # -- config ----------------------------------------------------------------------------------
 
 

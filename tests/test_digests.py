@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,7 +17,6 @@ import lxml.html
 import pytest
 from sqlalchemy import select
 
-from monitor import config
 from monitor.cli import main
 from monitor.config import EmailChannel
 from monitor.digest import DigestData, Item, Renderer, dumps_slack, message_id, safe_link
@@ -49,21 +48,6 @@ def html_part(msg: EmailMessage) -> str:
     part = msg.get_body(("html",))
     assert part is not None
     return str(part.get_content())
-
-
-@pytest.fixture
-def make_service(tmp_path: Path, web: Web) -> Iterator[Callable[..., Service]]:
-    made: list[Service] = []
-
-    def make(path: Path, clock: Clock | None = None) -> Service:
-        svc = Service(config.load(path), clock=clock or Clock())
-        made.append(svc)
-        svc.prepare()
-        return svc
-
-    yield make
-    for svc in made:
-        svc.close()
 
 
 # -- hostile content through both channels ---------------------------------------------------
@@ -274,7 +258,7 @@ def test_a_bad_apprise_url_is_a_config_error(tmp_path: Path,
 
 def test_quiet_hours_defer_urgent_terms_go_now_and_nothing_is_dropped(
         tmp_path: Path, db_url: str, web: Web, smtp: tuple[Mailbox, int],
-        make_service: Callable[..., Service]) -> None:
+        services: Callable[..., Service]) -> None:
     box, port = smtp
     web.routes["/rss"] = [
         Route(200, rss([("Wagner at dawn", "https://news.example/1", "Wagner Group seen.")])),
@@ -287,7 +271,7 @@ def test_quiet_hours_defer_urgent_terms_go_now_and_nothing_is_dropped(
                        watchlist='schedule = "every 1h"\ntimezone = "Africa/Bamako"\n'
                                  'quiet_hours = "22:00-07:00"\nurgent_terms = ["Takuba"]')
     clock = Clock(datetime(2026, 11, 2, 23, 0, tzinfo=UTC))  # 23:00 in Bamako (UTC+0)
-    svc = make_service(cfg, clock)
+    svc = services(cfg, clock)
     svc.cycle(ignore_schedule=True)
     assert box.messages == []  # quiet: the Wagner digest waits
     clock.now += timedelta(hours=2)
@@ -302,7 +286,7 @@ def test_quiet_hours_defer_urgent_terms_go_now_and_nothing_is_dropped(
 
 def test_operator_notices_ride_in_the_next_digest(
         tmp_path: Path, db_url: str, web: Web, smtp: tuple[Mailbox, int], slack: Web,
-        make_service: Callable[..., Service]) -> None:
+        services: Callable[..., Service]) -> None:
     box, port = smtp
     slack.routes["/hook"] = Route(410, b"channel_is_archived")
     web.routes["/rss"] = [Route(200, rss([("Wagner one", "https://news.example/1", "Wagner.")])),
@@ -316,7 +300,7 @@ def test_operator_notices_ride_in_the_next_digest(
                        allowed=[f"127.0.0.1:{web.port}"], fetch={"fetch_pages": False},
                        watchlist='schedule = "every 1h"')
     clock = Clock()
-    svc = make_service(cfg, clock)
+    svc = services(cfg, clock)
     svc.cycle(ignore_schedule=True)
     assert len(box.messages) == 1 and "For the operator" not in text_part(box.messages[0])
     with svc.sessions() as session:

@@ -8,7 +8,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from monitor import config
 from monitor.cli import main
 from monitor.config import EmailChannel
 from monitor.errors import DeliveryError, PermanentDeliveryError
@@ -44,21 +43,6 @@ def story(web: Web) -> Web:
     web.routes["/rss.xml"] = Route(200, rss([("Barkhane ends", web.url("/a/1"), "x")]),
                                    {"Content-Type": "application/rss+xml"})
     return web
-
-
-@pytest.fixture
-def services() -> Iterator[Callable[..., Service]]:
-    made: list[Service] = []
-
-    def make(path: Path, clock: Clock | None = None) -> Service:
-        svc = Service(config.load(path), clock=clock or Clock())
-        made.append(svc)
-        svc.prepare()
-        return svc
-
-    yield make
-    for svc in made:
-        svc.close()
 
 
 def digests(svc: Service) -> list[Digest]:
@@ -445,3 +429,41 @@ def test_a_feed_password_appears_in_no_output_log_or_digest(
     assert all(secret not in s for s in shown)  # ... without the password
     with svc.sessions() as session:
         assert all(secret not in (f.last_error or "") for f in session.scalars(select(Feed)))
+
+
+def test_an_entry_that_crashes_is_retried_at_the_feeds_interval_not_every_tick(
+        tmp_path: Path, web: Web, services: Callable[..., Service],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from monitor import pipeline
+
+    web.routes["/rss.xml"] = Route(200, rss([("Barkhane ends", web.url("/a/1"), STORY),
+                                             ("Barkhane leaves Gao", web.url("/a/2"), OTHER)]),
+                                   {"Content-Type": "application/rss+xml"})
+    for path, body in (("/a/1", STORY), ("/a/2", OTHER)):
+        web.routes[path] = Route(200, page("Barkhane", body), {"Content-Type": "text/html"})
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=[web.url("/rss.xml")], smtp_port=None, slack_url=None,
+                       allowed=[f"127.0.0.1:{web.port}"], extra="[poll]\ninterval = 1800\n")
+    real = pipeline.process_entry
+
+    def buggy(ctx: Any, job: Any, key: str, entry: Entry, *args: Any) -> Any:
+        if entry.link.endswith("/a/2"):
+            raise RuntimeError("a bug")  # stands for any bug in the entry's processing
+        return real(ctx, job, key, entry, *args)
+
+    monkeypatch.setattr(pipeline, "process_entry", buggy)
+    clock = Clock()
+    svc = services(cfg, clock)
+    with caplog.at_level(logging.ERROR, "monitor"):
+        [result] = svc.cycle(ignore_schedule=True)
+        assert (result.new, result.left) == (1, 1)
+        for _ in range(5):  # five ticks: not polled again, no more tracebacks
+            clock.now += timedelta(seconds=30)
+            assert svc.cycle() == []
+    assert len([r for r in caplog.records if "crashed" in r.getMessage()]) == 1
+    monkeypatch.setattr(pipeline, "process_entry", real)  # the bug fixed
+    clock.now += timedelta(minutes=31)
+    [result] = svc.cycle()
+    assert (result.new, result.left) == (1, 0)
+    with svc.sessions() as session:
+        assert len(session.scalars(select(Article).where(Article.is_seed.is_(False))).all()) == 2

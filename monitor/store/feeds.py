@@ -55,6 +55,14 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str | None, float]],
             row.active = False
 
 
+def hold_leases(session: Session, owner: str, until: datetime) -> int:
+    """Keep every feed ``owner`` leases until ``until`` and no longer (a poll that the database
+    cut short: its feeds are tried again then, not when the full lease runs out)."""
+    result = session.execute(update(Feed).where(Feed.lease_owner == owner)
+                             .values(lease_until=until))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def claim_due(session: Session, owner: str, now: datetime, lease: timedelta,
               limit: int, due_by: datetime | None = None) -> list[FeedJob]:
     """Lease up to ``limit`` feeds due by ``due_by`` (default: now) to ``owner``; SKIP LOCKED on
