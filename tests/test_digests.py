@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -392,6 +393,8 @@ def test_the_render_script_makes_a_png_of_the_html(tmp_path: Path) -> None:
     import subprocess
 
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but Chromium is not installed (apt-get install chromium)")
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     items = [Item(1, "Wagner in Gao", "https://news.example/1", "Wire", NOW, ["Wagner"],
                   "Wagner Group fighters reached Gao.")]
