@@ -111,27 +111,36 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
                                  stored_urls.get(entry.canonical))
         except SQLAlchemyError:  # the database, not the entry: the poll stops, retried later
             raise
-        except Exception:  # a bug on one entry must not hold back the others: it is retried
-            log.exception("feed=%s entry=%s status=crashed", redact(job.url),
-                          redact(entry.link or entry.guid))
-            return "crashed"
+        except Exception as e:  # a bug on one entry must not hold back the others
+            where = redact(entry.link or entry.guid)
+            log.exception("feed=%s entry=%s status=crashed", redact(job.url), where)
+            return f"entry {where}: internal error: {e!r}"
 
     items = [(i, key, entry) for i, (key, entry) in enumerate(new.items())]
     outcomes = ctx.entries.map(one, *zip(*items, strict=True)) if ctx.entries and items \
         else (one(*item) for item in items)
+    crashed: list[str] = []
     for stored in outcomes:
         if isinstance(stored, str):
             result.left += 1
-            result.status = "partial" if stored == "partial" else result.status
+            if stored == "partial":
+                result.status = "partial"
+            else:
+                crashed.append(stored)
             continue
         result.new += 1
         result.copies += stored.copy
         result.alerts += stored.alerts
-    if result.left:  # validators not stored: the document is read again, and what was left
-        # for want of time at the next tick; an entry that crashed at the usual interval, so a
-        # bug costs one traceback per interval, not one per tick
+    if result.status == "partial":  # validators not stored: read again at the next tick
         _succeeded(ctx, job, now, "partial", title=parsed.title, new=result.new,
-                   due_now=result.status == "partial")
+                   due_now=True)
+    elif crashed:  # a failure of the feed: it backs off, shows in status, is read whole again
+        result.status = "failed"
+        result.error = (f"{len(crashed)} of {len(items)} new entries could not be processed "
+                        f"(first, {crashed[0]})")[:500]
+        _record(ctx, feed_store.failure(
+            job.id, job.owner, now, now + timedelta(seconds=_failure_delay(ctx, job)),
+            result.error, read_again=True), batch=False)
     else:
         _succeeded(ctx, job, now, "ok", title=parsed.title, etag=fetched.etag,
                    last_modified=fetched.last_modified, body_hash=body_hash, new=result.new,
@@ -330,10 +339,14 @@ def _succeeded(ctx: Context, job: FeedJob, now: datetime, status: str, *,
     return FeedResult(job.id, job.url, status, new=new)
 
 
+def _failure_delay(ctx: Context, job: FeedJob) -> float:
+    return backoff(job.interval_seconds, job.error_count + 1, ctx.settings.poll.max_backoff,
+                   ctx.rng.uniform(0.8, 1.2))
+
+
 def _failed(ctx: Context, job: FeedJob, now: datetime, reason: str,
             wait: float | None = None) -> FeedResult:
-    delay = backoff(job.interval_seconds, job.error_count + 1, ctx.settings.poll.max_backoff,
-                    ctx.rng.uniform(0.8, 1.2))
+    delay = _failure_delay(ctx, job)
     if wait is not None:
         delay = max(delay, wait)
     _record(ctx, feed_store.failure(job.id, job.owner, now, now + timedelta(seconds=delay),

@@ -32,6 +32,19 @@ SHARED = ROOT.parent / "shared"
 # The loopback SMTP server's per-connection chatter is not what a failing test needs to show.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
+
+
+def shared_corpus(*parts: str) -> Path:
+    """A path under ``../shared/corpus``. Outside CI a test that needs it and does not find it
+    skips, saying so; under ``CI=true`` (where the corpus is always beside the clone) it fails."""
+    path = SHARED.joinpath("corpus", *parts)
+    if not path.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {path} is missing")
+        pytest.skip(f"needs the shared corpus, not beside this clone: {path}")
+    return path
+
+
 PG_ADMIN_URL = os.environ.get("MONITOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_RAN: list[str] = []
 

@@ -26,7 +26,7 @@ from monitor.notify.slack import SlackSender
 from monitor.service import Service
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Digest
-from tests.conftest import SHARED, Clock, Mailbox, Route, Web, write_config
+from tests.conftest import Clock, Mailbox, Route, Web, shared_corpus, write_config
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC
 
@@ -61,7 +61,7 @@ ALLOWED_ATTRS = {"class", "style", "href", "lang", "charset", "name", "content"}
 def sanitize_vectors() -> list[tuple[str, str]]:
     """(raw HTML payload, href found in it) from every file of the sanitize corpus."""
     out = []
-    for path in sorted((SHARED / "corpus/feeds/wellformed/sanitize").glob("*.xml")):
+    for path in sorted(shared_corpus("feeds", "wellformed", "sanitize").glob("*.xml")):
         doc = path.read_text(encoding="utf-8", errors="replace")
         for m in re.finditer(r"<(content|summary|title|description|subtitle|info)\b[^>]*>"
                              r"(.*?)</\1>", doc, re.S):

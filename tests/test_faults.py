@@ -431,14 +431,15 @@ def test_a_feed_password_appears_in_no_output_log_or_digest(
         assert all(secret not in (f.last_error or "") for f in session.scalars(select(Feed)))
 
 
-def test_an_entry_that_crashes_is_retried_at_the_feeds_interval_not_every_tick(
+def test_an_entry_that_crashes_is_a_feed_failure_that_backs_off_and_shows_in_status(
         tmp_path: Path, web: Web, services: Callable[..., Service],
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
     from monitor import pipeline
 
     web.routes["/rss.xml"] = Route(200, rss([("Barkhane ends", web.url("/a/1"), STORY),
                                              ("Barkhane leaves Gao", web.url("/a/2"), OTHER)]),
-                                   {"Content-Type": "application/rss+xml"})
+                                   {"Content-Type": "application/rss+xml", "ETag": '"v1"'})
     for path, body in (("/a/1", STORY), ("/a/2", OTHER)):
         web.routes[path] = Route(200, page("Barkhane", body), {"Content-Type": "text/html"})
     cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
@@ -456,14 +457,22 @@ def test_an_entry_that_crashes_is_retried_at_the_feeds_interval_not_every_tick(
     svc = services(cfg, clock)
     with caplog.at_level(logging.ERROR, "monitor"):
         [result] = svc.cycle(ignore_schedule=True)
-        assert (result.new, result.left) == (1, 1)
+        assert (result.status, result.new, result.left) == ("failed", 1, 1)
         for _ in range(5):  # five ticks: not polled again, no more tracebacks
             clock.now += timedelta(seconds=30)
             assert svc.cycle() == []
     assert len([r for r in caplog.records if "crashed" in r.getMessage()]) == 1
+    with svc.sessions() as session:
+        feed = session.scalars(select(Feed)).one()
+        assert feed.error_count == 1 and feed.etag is None
+        error = feed.last_error or ""
+        assert "1 of 2 new entries" in error and "a bug" in error
+    assert main(["--config", str(cfg), "status"]) == 0
+    assert "RuntimeError('a bug')" in capsys.readouterr().out
     monkeypatch.setattr(pipeline, "process_entry", real)  # the bug fixed
-    clock.now += timedelta(minutes=31)
+    clock.now += timedelta(hours=2)  # past the back-off (the interval, with jitter)
     [result] = svc.cycle()
-    assert (result.new, result.left) == (1, 0)
+    assert (result.status, result.new, result.left) == ("ok", 1, 0)
     with svc.sessions() as session:
         assert len(session.scalars(select(Article).where(Article.is_seed.is_(False))).all()) == 2
+        assert session.scalars(select(Feed)).one().error_count == 0

@@ -34,7 +34,7 @@ from monitor.fetch import NOT_MODIFIED, Fetched, Fetcher
 from monitor.guard import AddressPolicy
 from monitor.service import Service
 from monitor.store.tables import Alert, Article, Feed, FeedEntry
-from tests.conftest import SHARED, Clock, Mailbox, Route, Web, free_port, write_config
+from tests.conftest import Clock, Mailbox, Route, Web, free_port, shared_corpus, write_config
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 WAGNER = ("Russian mercenaries of the Wagner Group arrived in Bamako this week, officials in the "
@@ -912,7 +912,7 @@ def test_status_shows_failing_silent_and_healthy_feeds(
 
 def test_ingestion_over_every_corpus_feed(
         tmp_path: Path, db_url: str, web: Web, make_service: Make) -> None:
-    root = SHARED / "corpus" / "feeds"
+    root = shared_corpus("feeds")
     files = sorted(p for p in root.rglob("*") if p.is_file()
                    and p.name not in ("README.md", "LICENSE"))
     assert len(files) > 2000

@@ -16,7 +16,7 @@ from monitor.guard import AddressPolicy, is_internal
 from monitor.match import Matcher
 from monitor.schedule import backoff, parse_schedule
 from monitor.urls import canonical_url
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT, shared_corpus
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -166,9 +166,7 @@ def test_absurd_dates_are_clamped_and_bad_links_kept() -> None:
 
 
 def test_every_corpus_feed_parses_or_fails_with_a_clear_error() -> None:
-    files = sorted((SHARED / "corpus" / "feeds").rglob("*.xml"))
-    if not files:
-        pytest.skip("shared/corpus/feeds is not beside the project")
+    files = sorted(shared_corpus("feeds").rglob("*.xml"))
     errors = 0
     for path in files:
         try:

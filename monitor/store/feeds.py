@@ -156,9 +156,14 @@ def success(feed_id: int, owner: str, now: datetime, next_check: datetime, *,
 
 
 def failure(feed_id: int, owner: str, now: datetime, next_check: datetime,
-            reason: str) -> Write:
-    return _FAILED, {"b_id": feed_id, "b_owner": owner, "b_now": now, "b_next": next_check,
-                     "b_error": reason[:2000]}
+            reason: str, *, read_again: bool = False) -> Write:
+    """The record of a failed poll. ``read_again``: the feed was read but some of its entries
+    failed, so its validators are dropped and the next poll reads it whole again."""
+    params = {"b_id": feed_id, "b_owner": owner, "b_now": now, "b_next": next_check,
+              "b_error": reason[:2000]}
+    if read_again:
+        return _FAILED.values(etag=None, last_modified=None, body_hash=None), params
+    return _FAILED, params
 
 
 def record_failure(session: Session, feed_id: int, owner: str, now: datetime,

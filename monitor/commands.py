@@ -1,0 +1,420 @@
+"""What each command does, once ``cli.py`` has parsed the arguments and loaded the config.
+Imported only after parsing, so ``monitor --help`` loads none of this."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitor import config, health
+from monitor.errors import ConfigError
+from monitor.match import Matcher
+from monitor.progress import Progress
+from monitor.schedule import parse_duration
+from monitor.service import Preview, Service
+from monitor.store.tables import Feed
+from monitor.text import clean
+from monitor.urls import redact
+from monitor.watchlists import fixture_problems, matcher_for, term_warnings
+
+log = logging.getLogger("monitor")
+
+
+class UsageError(Exception):
+    """A command asked for something that does not exist: exit 2 with its message."""
+
+
+def cmd_check(settings: config.Settings, _args: argparse.Namespace) -> int:
+    problems = fixture_problems(settings)
+    for problem in problems:
+        print(f"config error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    channels = ", ".join(f"{name} {'on' if name in settings.active_channels() else 'off'}"
+                         for name in config.CHANNEL_NAMES)
+    print(f"{settings.source}: ok ({len(settings.feeds)} feeds, {len(settings.watchlists)} "
+          f"watchlists; channels: {channels})")
+    for warning in term_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
+    for w in settings.watchlists:
+        off = [c for c in w.channels if c not in settings.channels_of(w)]
+        if off:
+            print(f"note: watchlist {w.name!r}: channel {', '.join(off)} not configured; "
+                  "its alerts are not queued until it is")
+    return 0
+
+
+def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
+    from monitor.store.db import daemon_lock
+
+    with daemon_lock(settings.sqlite_path()):
+        service = Service(settings)
+        try:
+            service.prepare()
+            bar = Progress("polling", len(settings.feeds))
+            results = service.cycle(ignore_schedule=True, progress=bar.advance)
+            bar.close()
+        finally:
+            service.close()
+    for r in results:
+        if r.status == "failed":
+            print(f"feed failed: {redact(r.url)}: {redact(r.error)}")
+        else:
+            print(f"feed {r.status}: {redact(r.url)}: {r.new} new, {r.copies} copies, "
+                  f"{r.alerts} alerts")
+    return 0
+
+
+def cmd_run(settings: config.Settings, _args: argparse.Namespace) -> int:
+    from monitor.reload import Reloader
+    from monitor.scheduler import run_daemon
+    from monitor.store.db import daemon_lock
+
+    with daemon_lock(settings.sqlite_path()):
+        service = Service(settings)
+        service.prepare()
+        problems = fixture_problems(settings)
+        if problems:  # a watchlist that fails its own fixtures does not start
+            for problem in problems:
+                print(f"config error: {problem}", file=sys.stderr)
+            service.close()
+            return 2
+        finished = run_daemon(service, Reloader(settings.source, settings))
+        if not finished:  # worker threads still busy: leave now, leases and transactions cover it
+            logging.shutdown()
+            os._exit(0)
+        service.close()
+    return 0
+
+
+def cmd_digest(settings: config.Settings, args: argparse.Namespace) -> int:
+    if args.html and not args.preview:
+        print("error: --html goes with --preview", file=sys.stderr)
+        return 2
+    service = Service(settings)
+    try:
+        if args.preview:
+            previews = service.preview()
+            if not previews:
+                print("nothing pending")
+            for p in previews:
+                print(f"--- {p.watchlist} / {p.channel} ---")
+                print(p.text)
+            if args.html:
+                try:
+                    _write_html(args.html, previews)
+                except OSError as e:
+                    print(f"error: cannot write {args.html}: {e.strerror or e}", file=sys.stderr)
+                    return 1
+            return 0
+        if args.resend is not None:
+            resent = service.resend(args.resend)
+            if resent is None:
+                print(f"error: no failed or sent digest {args.resend} to re-send",
+                      file=sys.stderr)
+                return 1
+            report, left = resent, service.unsent()
+        else:
+            service.cut_digests(force=True)
+            report = service.relay(ignore_backoff=True)
+            left = service.unsent()
+    finally:
+        service.close()
+    for error in report.errors:
+        print(f"not delivered: {error}")
+    print(f"digests sent: {report.sent}, retrying later: {report.retrying}, "
+          f"failed: {report.failed}, still queued: {left}")
+    return 0 if left == 0 and report.failed == 0 else 1
+
+
+def _write_html(target: str, previews: list[Preview]) -> None:
+    """One HTML file per watchlist (its channels share the content)."""
+    by_watchlist = {p.watchlist: p.html for p in previews}
+    path = Path(target)
+    for watchlist, html in by_watchlist.items():
+        out = path if len(by_watchlist) == 1 else \
+            path.with_name(f"{path.stem}-{re.sub(r'[^A-Za-z0-9_.-]', '_', watchlist)}{path.suffix}")
+        out.write_text(html, encoding="utf-8")
+        print(f"HTML of {watchlist}: {out}")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
+
+
+def _feed_state(f: Feed, now: datetime) -> str:
+    if not f.active:
+        return "inactive"
+    if f.error_count:
+        return f"FAILING x{f.error_count} since {_when(f.last_success_at or f.created_at)}"
+    quiet = health.silence(now=now, cadence_seconds=f.cadence_seconds,
+                           newest_entry_at=f.newest_entry_at,
+                           last_new_entry_at=f.last_new_entry_at, since=f.created_at)
+    if quiet is not None:
+        return f"SILENT for {health.describe_gap(quiet.total_seconds())}"
+    return "ok" if f.last_success_at else "not polled yet"
+
+
+def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
+    service = Service(settings, write=False)
+    try:
+        info = service.status()
+    finally:
+        service.close()
+    feeds = info["feeds"]
+    assert isinstance(feeds, list)
+    print(f"Feeds ({len(feeds)}):")
+    now = service.clock()
+    for f in feeds:
+        print(f"  [{_feed_state(f, now)}] {redact(f.url)}")
+        print(f"      last success {_when(f.last_success_at)}, next check "
+              f"{_when(f.next_check_at)}, entries {f.entries_total}"
+              + (f", usually every {health.describe_gap(f.cadence_seconds)}"
+                 if f.cadence_seconds else ""))
+        if f.last_error:
+            print(f"      last error ({_when(f.last_error_at)}): {redact(f.last_error)}")
+    counts = info["counts"]
+    assert isinstance(counts, dict)
+    print("Counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    last_sent = info["last_sent"]
+    assert isinstance(last_sent, dict)
+    print("Last digest:")
+    for w in settings.watchlists:
+        for channel in w.channels:
+            print(f"  {w.name} / {channel}: {_when(last_sent.get((w.name, channel)))}")
+    failed = info["failed"]
+    assert isinstance(failed, list)
+    print(f"Failed deliveries ({len(failed)}):")
+    for d in failed:
+        print(f"  digest {d.id} {d.watchlist}/{d.channel} at {_when(d.created_at)}: "
+              f"{redact(d.last_error or '')}")
+    incomplete = info["incomplete"]
+    assert isinstance(incomplete, list)
+    for d in incomplete:
+        print(f"  incomplete: digest {d.id} {d.watchlist}/{d.channel} at {_when(d.sent_at)}: "
+              f"{redact(d.last_error or '')}")
+    unsent = info["unsent"]
+    assert isinstance(unsent, list)
+    for d in unsent:
+        print(f"  queued: digest {d.id} {d.watchlist}/{d.channel}, attempts {d.attempts}"
+              + (f", last error: {d.last_error}" if d.last_error else ""))
+    return 0
+
+
+def _watchlists(settings: config.Settings, name: str | None) -> list[str]:
+    names = [w.name for w in settings.watchlists]
+    if name is None:
+        return names
+    if name not in names:
+        raise UsageError(f"no watchlist {name!r} (there are: {', '.join(names) or 'none'})")
+    return [name]
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.now(UTC) - parse_duration(value)
+    except ValueError as e:
+        raise UsageError(f"--since {value!r}: {e}") from None
+
+
+def cmd_explain(settings: config.Settings, args: argparse.Namespace) -> int:
+    names = _watchlists(settings, args.watchlist)
+    matcher = matcher_for(settings)
+    if args.history:
+        return _explain_history(settings, matcher, names, _since(args.since))
+    if args.article is not None:
+        title, text = _stored_article(settings, args.article)
+    elif args.text is None and not args.title:
+        raise UsageError("give a text, --title, --article ID or --history")
+    else:
+        title = args.title
+        text = sys.stdin.read() if args.text == "-" else args.text or ""
+    report = matcher.explain(clean(title, 100_000), clean(text, 10_000_000))
+    for name in names:
+        print(f"{name}:")
+        for line in report[name]:
+            print(f"  {line}")
+    return 0 if any(report[n][0].startswith("MATCH") for n in names) else 1
+
+
+def _stored_article(settings: config.Settings, article_id: int) -> tuple[str, str]:
+    from monitor.store import db
+    from monitor.store.tables import Article
+
+    engine, sessions = db.open_database(settings.storage.url)
+    try:
+        with sessions() as session:
+            article = session.get(Article, article_id)
+            if article is None:
+                raise UsageError(f"no stored article {article_id}")
+            return article.title, article.text
+    finally:
+        engine.dispose()
+
+
+def _explain_history(settings: config.Settings, matcher: Matcher, names: list[str],
+                     since: datetime | None) -> int:
+    from monitor import history
+    from monitor.store import db
+
+    engine, sessions = db.open_database(settings.storage.url)
+    try:
+        for name in names:
+            bar = Progress(f"matching {name}", history.count(sessions, since))
+            preview = history.preview(sessions, matcher, name, since, bar.advance)
+            bar.close()
+            print(f"{name}: {preview.matched} of {preview.scanned} stored articles match; "
+                  f"{len(preview.changes)} would change")
+            for c in preview.changes:
+                was = ", ".join(c.before) or "no match"
+                now = ", ".join(c.after) or "no match"
+                print(f"  article {c.article_id}: {was} -> {now}: {c.title[:80]!r} {c.link}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_backfill(settings: config.Settings, args: argparse.Namespace) -> int:
+    from monitor import history
+    from monitor.store import db
+
+    names = _watchlists(settings, args.watchlist)
+    matcher = matcher_for(settings)
+    since = _since(args.since)
+    engine, sessions = db.open_database(settings.storage.url)
+    try:
+        for name in names:
+            wl = settings.watchlist(name)
+            assert wl is not None
+            bar = Progress(f"backfill {name}", history.count(sessions, since))
+            report = history.backfill(sessions, matcher, name, settings.channels_of(wl), since,
+                                      datetime.now(UTC), alert=args.alert,
+                                      progress=bar.advance)
+            bar.close()
+            print(f"{name}: {report.scanned} articles scanned, {report.matched} match, "
+                  f"{report.recorded} new matches recorded, "
+                  f"{len(report.changes) - report.recorded} updated, "
+                  f"{report.alerts} alerts queued"
+                  + ("" if args.alert else " (without --alert, past articles are not alerted)"))
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_health(settings: config.Settings, _args: argparse.Namespace) -> int:
+    if settings.http.enabled:
+        import urllib.error
+        import urllib.request
+
+        host, _, port = settings.http.listen.rpartition(":")
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "[::]", "::") else host.strip("[]")
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                print(response.read().decode().strip())
+                return 0
+        except urllib.error.HTTPError as e:
+            print(e.read().decode(errors="replace").strip() or f"HTTP {e.code}")
+            e.close()
+            return 1
+        except OSError as e:
+            print(f"not live: {url}: {getattr(e, 'reason', e)}")
+            return 1
+    from monitor.store import db
+
+    engine, _sessions = db.open_database(settings.storage.url)  # raises StorageError: exit 1
+    engine.dispose()
+    print("database ok (enable [http] for the scheduler's own health)")
+    return 0
+
+
+def cmd_prune(settings: config.Settings, _args: argparse.Namespace) -> int:
+    if not settings.retention.after:
+        print("retention.after is 0 (keep everything): nothing to prune")
+        return 0
+    service = Service(settings)
+    try:
+        pruned = service.prune()
+    finally:
+        service.close()
+    print(f"{pruned.articles} articles pruned to their fingerprints; {pruned.matches} matches, "
+          f"{pruned.digests} digests and {pruned.alerts} alerts deleted")
+    return 0
+
+
+def cmd_feeds(settings: config.Settings, args: argparse.Namespace) -> int:
+    from monitor import opml
+
+    if args.feeds_command == "export":
+        text = opml.write(settings)
+        if args.file == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.file).write_text(text, encoding="utf-8")
+            print(f"{len(settings.feeds)} feeds written to {args.file}")
+        return 0
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read {args.file}: {e.strerror or e}") from None
+    found, skipped = opml.read(data)
+    for line in skipped:
+        print(line)
+    try:  # the config file changes only if the result is a valid config
+        added = opml.append_to_config(Path(settings.source), settings, found)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        print(f"{settings.source} is unchanged", file=sys.stderr)
+        return 2
+    print(f"{len(added)} feeds added to {settings.source} ({len(found) - len(added)} already "
+          f"there); a running daemon picks them up at its next tick")
+    return 0
+
+
+def cmd_search(settings: config.Settings, args: argparse.Namespace) -> int:
+    from monitor import history
+    from monitor.match import Rule, Watchlist
+    from monitor.query import QueryError
+    from monitor.store import db
+
+    try:
+        matcher = Matcher([Watchlist("search", rules=(Rule("query", args.query),))],
+                          settings.digest.snippet_chars)
+    except (QueryError, ValueError) as e:
+        raise UsageError(f"query: {e}") from None
+    engine, sessions = db.open_database(settings.storage.url)
+    shown = 0
+    try:
+        for article in history.newest_first(sessions, _since(args.since)):
+            found = matcher.match(article.title, article.text)
+            if not found:
+                continue
+            shown += 1
+            when = article.published_at or article.created_at
+            print(f"[{article.id}] {when:%Y-%m-%d} {article.outlet}: {article.title}")
+            print(f"    {article.link}")
+            print(f"    {found[0].snippet}")
+            if shown >= args.limit:
+                break
+    finally:
+        engine.dispose()
+    if not shown:
+        print("nothing found")
+    return 0 if shown else 1
+
+
+
+COMMANDS: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
+    "run": cmd_run, "once": cmd_once, "digest": cmd_digest, "check": cmd_check,
+    "status": cmd_status, "explain": cmd_explain, "backfill": cmd_backfill,
+    "health": cmd_health, "prune": cmd_prune, "feeds": cmd_feeds, "search": cmd_search,
+}
