@@ -11,19 +11,28 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor import config, health
 from monitor.errors import ConfigError
-from monitor.match import Matcher
 from monitor.progress import Progress
 from monitor.schedule import parse_duration
-from monitor.service import Preview, Service
-from monitor.store.tables import Feed
 from monitor.text import clean
 from monitor.urls import redact
-from monitor.watchlists import fixture_problems, matcher_for, term_warnings
+
+if TYPE_CHECKING:  # the pipeline is imported by the commands that run it, not by `check`
+    from monitor.match import Matcher
+    from monitor.service import Preview, Service
+    from monitor.store import status as status_store
+    from monitor.store.tables import Feed
 
 log = logging.getLogger("monitor")
+
+
+def _service(settings: config.Settings, *, write: bool = True) -> Service:
+    from monitor.service import Service
+
+    return Service(settings, write=write)
 
 
 class UsageError(Exception):
@@ -31,6 +40,8 @@ class UsageError(Exception):
 
 
 def cmd_check(settings: config.Settings, _args: argparse.Namespace) -> int:
+    from monitor.watchlists import fixture_problems, term_warnings
+
     problems = fixture_problems(settings)
     for problem in problems:
         print(f"config error: {problem}", file=sys.stderr)
@@ -54,7 +65,7 @@ def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
     from monitor.store.db import daemon_lock
 
     with daemon_lock(settings.sqlite_path()):
-        service = Service(settings)
+        service = _service(settings)
         try:
             service.prepare()
             bar = Progress("polling", len(settings.feeds))
@@ -75,9 +86,10 @@ def cmd_run(settings: config.Settings, _args: argparse.Namespace) -> int:
     from monitor.reload import Reloader
     from monitor.scheduler import run_daemon
     from monitor.store.db import daemon_lock
+    from monitor.watchlists import fixture_problems
 
     with daemon_lock(settings.sqlite_path()):
-        service = Service(settings)
+        service = _service(settings)
         service.prepare()
         problems = fixture_problems(settings)
         if problems:  # a watchlist that fails its own fixtures does not start
@@ -97,7 +109,7 @@ def cmd_digest(settings: config.Settings, args: argparse.Namespace) -> int:
     if args.html and not args.preview:
         print("error: --html goes with --preview", file=sys.stderr)
         return 2
-    service = Service(settings)
+    service = _service(settings)
     try:
         if args.preview:
             previews = service.preview()
@@ -162,16 +174,23 @@ def _feed_state(f: Feed, now: datetime) -> str:
 
 
 def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
-    service = Service(settings, write=False)
+    from monitor.store import db
+    from monitor.store import status as status_store
+
+    engine, _sessions = db.open_database(settings.storage.url)  # reading needs no writes
     try:
-        info = service.status()
+        with db.readers(engine)() as session:
+            info = status_store.read(session)
+            now = datetime.now(UTC)
+            _print_status(settings, info, now)
     finally:
-        service.close()
-    feeds = info["feeds"]
-    assert isinstance(feeds, list)
-    print(f"Feeds ({len(feeds)}):")
-    now = service.clock()
-    for f in feeds:
+        engine.dispose()
+    return 0
+
+
+def _print_status(settings: config.Settings, info: status_store.Status, now: datetime) -> None:
+    print(f"Feeds ({len(info.feeds)}):")
+    for f in info.feeds:
         print(f"  [{_feed_state(f, now)}] {redact(f.url)}")
         print(f"      last success {_when(f.last_success_at)}, next check "
               f"{_when(f.next_check_at)}, entries {f.entries_total}"
@@ -179,32 +198,21 @@ def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
                  if f.cadence_seconds else ""))
         if f.last_error:
             print(f"      last error ({_when(f.last_error_at)}): {redact(f.last_error)}")
-    counts = info["counts"]
-    assert isinstance(counts, dict)
-    print("Counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    last_sent = info["last_sent"]
-    assert isinstance(last_sent, dict)
+    print("Counts: " + ", ".join(f"{k} {v}" for k, v in info.counts.items()))
     print("Last digest:")
     for w in settings.watchlists:
         for channel in w.channels:
-            print(f"  {w.name} / {channel}: {_when(last_sent.get((w.name, channel)))}")
-    failed = info["failed"]
-    assert isinstance(failed, list)
-    print(f"Failed deliveries ({len(failed)}):")
-    for d in failed:
+            print(f"  {w.name} / {channel}: {_when(info.last_sent.get((w.name, channel)))}")
+    print(f"Failed deliveries ({len(info.failed)}):")
+    for d in info.failed:
         print(f"  digest {d.id} {d.watchlist}/{d.channel} at {_when(d.created_at)}: "
               f"{redact(d.last_error or '')}")
-    incomplete = info["incomplete"]
-    assert isinstance(incomplete, list)
-    for d in incomplete:
+    for d in info.incomplete:
         print(f"  incomplete: digest {d.id} {d.watchlist}/{d.channel} at {_when(d.sent_at)}: "
               f"{redact(d.last_error or '')}")
-    unsent = info["unsent"]
-    assert isinstance(unsent, list)
-    for d in unsent:
+    for d in info.unsent:
         print(f"  queued: digest {d.id} {d.watchlist}/{d.channel}, attempts {d.attempts}"
-              + (f", last error: {d.last_error}" if d.last_error else ""))
-    return 0
+              + (f", last error: {redact(d.last_error)}" if d.last_error else ""))
 
 
 def _watchlists(settings: config.Settings, name: str | None) -> list[str]:
@@ -226,6 +234,8 @@ def _since(value: str | None) -> datetime | None:
 
 
 def cmd_explain(settings: config.Settings, args: argparse.Namespace) -> int:
+    from monitor.watchlists import matcher_for
+
     names = _watchlists(settings, args.watchlist)
     matcher = matcher_for(settings)
     if args.history:
@@ -285,6 +295,7 @@ def _explain_history(settings: config.Settings, matcher: Matcher, names: list[st
 def cmd_backfill(settings: config.Settings, args: argparse.Namespace) -> int:
     from monitor import history
     from monitor.store import db
+    from monitor.watchlists import matcher_for
 
     names = _watchlists(settings, args.watchlist)
     matcher = matcher_for(settings)
@@ -340,7 +351,7 @@ def cmd_prune(settings: config.Settings, _args: argparse.Namespace) -> int:
     if not settings.retention.after:
         print("retention.after is 0 (keep everything): nothing to prune")
         return 0
-    service = Service(settings)
+    service = _service(settings)
     try:
         pruned = service.prune()
     finally:
@@ -382,7 +393,7 @@ def cmd_feeds(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def cmd_search(settings: config.Settings, args: argparse.Namespace) -> int:
     from monitor import history
-    from monitor.match import Rule, Watchlist
+    from monitor.match import Matcher, Rule, Watchlist
     from monitor.query import QueryError
     from monitor.store import db
 

@@ -8,6 +8,7 @@ of the config file. Every problem is reported as ``file: key: message``, all at 
 
 from __future__ import annotations
 
+import difflib
 import glob
 import os
 import re
@@ -747,12 +748,35 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _known_keys() -> set[str]:
+    """Every key of every config section, for "did you mean"."""
+    keys: set[str] = set()
+    sections: list[type[BaseModel]] = [_Section, Settings]
+    while sections:
+        model = sections.pop()
+        sections.extend(model.__subclasses__())
+        keys.update(model.model_fields)
+    return keys
+
+
 def _message(err: Mapping[str, Any]) -> str:
+    """One line that says what is wrong, with the value that was given."""
+    given = err.get("input")
     if err["type"] == "extra_forbidden":
-        return "unknown key"
+        key = str(err["loc"][-1])
+        close = difflib.get_close_matches(key, sorted(_known_keys()), n=1, cutoff=0.75)
+        return f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
     if err["type"] == "missing":
         return "required key is missing"
+    if err["type"] == "literal_error":
+        expected = str(err.get("ctx", {}).get("expected", ""))
+        options = [o.strip(" '") for o in re.split(r",| or ", expected) if o.strip(" '")]
+        close = difflib.get_close_matches(str(given), options, n=1, cutoff=0.6)
+        return (f"{given!r} is not allowed; use {expected}"
+                + (f" (did you mean {close[0]!r}?)" if close else ""))
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if isinstance(given, str | int | float | bool) and repr(given) not in msg:
+        msg += f", got {given!r}"
     return msg
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import decide
 from monitor.match import Matcher, WatchlistMatch
 from monitor.store import articles
-from monitor.store.articles import PRUNED
-from monitor.store.tables import Article, Match
+from monitor.store.tables import Article
 
 BATCH = 500
 
@@ -43,27 +41,14 @@ class Report:
     alerts: int = 0
 
 
-def _stored(since: datetime | None) -> list[Any]:
-    """The articles these tools look at: not seeds, not pruned, stored since ``since``."""
-    where = [Article.is_seed.is_(False), Article.text_source != PRUNED]
-    return where + ([Article.created_at >= since] if since is not None else [])
-
-
 def _batches(sessions: sessionmaker[Session], since: datetime | None, *,
              newest_first: bool = False) -> Iterator[list[Article]]:
-    """Those articles in batches of ``BATCH``, by id, each read in a short session."""
+    """Stored articles with text in batches of ``BATCH``, by id, each read in a short
+    session."""
     last: int | None = None
     while True:
-        query = select(Article).where(*_stored(since)).limit(BATCH)
-        if newest_first:
-            query = query.order_by(Article.id.desc())
-            if last is not None:
-                query = query.where(Article.id < last)
-        else:
-            query = query.order_by(Article.id).where(Article.id > (last or 0))
         with sessions() as session:
-            rows = list(session.scalars(query))
-            session.expunge_all()
+            rows = articles.kept_batch(session, since, last, BATCH, newest_first=newest_first)
         if not rows:
             return
         yield rows
@@ -80,8 +65,7 @@ def _articles(sessions: sessionmaker[Session], since: datetime | None,
 
 def count(sessions: sessionmaker[Session], since: datetime | None) -> int:
     with sessions() as session:
-        return session.scalar(select(func.count()).select_from(Article)
-                              .where(*_stored(since))) or 0
+        return articles.count_kept(session, since)
 
 
 def newest_first(sessions: sessionmaker[Session], since: datetime | None) -> Iterator[Article]:
@@ -96,9 +80,8 @@ def preview(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,
     report = Report(watchlist)
     for article, found in _matched(sessions, matcher, watchlist, since, progress, report):
         with sessions() as session:
-            stored = session.scalar(select(Match.terms).where(
-                Match.watchlist == watchlist, Match.article_id == article.id))
-        before = list(stored or [])
+            stored = articles.match_of(session, watchlist, article.id)
+            before = list(stored.terms) if stored is not None else []
         after = found.terms if found else []
         if before != after:
             report.changes.append(Change(article.id, article.title, article.link, before, after,
@@ -127,8 +110,7 @@ def backfill(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,
         if found is None:
             continue
         with sessions.begin() as session:
-            row = session.scalar(select(Match).where(Match.watchlist == watchlist,
-                                                     Match.article_id == article.id))
+            row = articles.match_of(session, watchlist, article.id)
             if row is None:
                 match_id = articles.add_match(session, article.id, found, now)
                 report.recorded += 1
@@ -143,10 +125,9 @@ def backfill(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,
             if not alert:
                 continue
             root, root_is_seed = articles.original_of(session, article.id)
-            if root_is_seed:
-                continue
-            done = articles.alerted_in_story(session, root, watchlist)
             report.alerts += articles.add_alerts(
-                session, article.id, match_id, watchlist,
-                [c for c in channels if c not in done], now)
+                session, article.id, match_id, watchlist, decide.alert_channels(
+                    channels, copies_a_seed=root_is_seed,
+                    story_sent_on=set() if root_is_seed else
+                    articles.alerted_in_story(session, root, watchlist)), now)
     return report

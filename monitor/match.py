@@ -167,7 +167,7 @@ def _edge_script(ch: str, end: bool) -> int:
 
 def _continues(ch: str, script: int) -> bool:
     """Whether ``ch`` beside a term's edge of ``script`` is in the same word, so that the term
-    does not start (or end) there: the hand-written twin of ``_before`` and ``_after``."""
+    does not start (or end) there."""
     if script == _UNSPACED or not (ch.isalnum() or ch == "_"):
         return False
     return script == _SPACED if ch < "\u0e00" else _script(ch) == script
@@ -175,24 +175,11 @@ def _continues(ch: str, script: int) -> bool:
 
 def _ranges(script: int | None) -> str:
     """The code point ranges of ``script`` (None: every script but the spaced ones), for a
-    regular expression's character class."""
+    regular expression's character class. (Used once, for ``_WORD``: a class of these ranges
+    is slow to compile, which is why term edges are checked by ``_continues``, not in each
+    term's pattern.)"""
     return "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi, s in _SCRIPT_RANGES
                    if script is None or s == script)
-
-
-def _same_word(script: int) -> str:
-    """A character class matching what ``_continues`` accepts beside an edge of ``script``."""
-    if script == _SPACED:
-        return rf"[^\W{_ranges(None)}]"
-    return rf"(?=\w)[{_ranges(script)}]"
-
-
-def _before(script: int) -> str:
-    return "" if script == _UNSPACED else f"(?<!{_same_word(script)})"
-
-
-def _after(script: int) -> str:
-    return "" if script == _UNSPACED else f"(?!{_same_word(script)})"
 
 
 # Words, for proximity, guard windows and fuzzy names: a character of an unspaced script is one
@@ -273,7 +260,7 @@ class _Term:
     capitalised: bool
     key: str  # what the automaton looks for: the folded stem of the first word
     arabic_first: bool  # the first word may carry clitics before the key
-    regex: re.Pattern[str]  # the whole term at a word start
+    regex: re.Pattern[str]  # the term's words from where it starts (edges: ``_continues``)
     words: list[str]  # folded
     fuzzy: list[tuple[int, re.Pattern[str]]] | None  # per word: edits allowed, exact form
     left: int = _SPACED  # how its start meets the text (``_edge_script``)
@@ -286,8 +273,7 @@ class _Term:
     @property
     def plain(self) -> bool:
         return (not self.prefix and not self.arabic_first and len(self.words) == 1
-                and self.regex.pattern == rf"{_before(self.left)}(?:{re.escape(self.key)})"
-                                          rf"{POSSESSIVE}{_after(self.right)}")
+                and self.regex.pattern == f"(?:{re.escape(self.key)})")
 
 
 def _compile_term(tid: int, text: str, *, fuzzy: bool = False, exact: bool = False,
@@ -301,9 +287,9 @@ def _compile_term(tid: int, text: str, *, fuzzy: bool = False, exact: bool = Fal
     first = words[0]
     key = first if exact or prefix else _stem(first)
     left, right = _edge_script(first[0], False), _edge_script(words[-1][-1], True)
-    tail = r"\w*" if prefix else POSSESSIVE + _after(right)
+    tail = r"\w*" if prefix else ""  # its end (possessive, boundary): ``_word_end``
     pattern = term_pattern(body, exact and not prefix)
-    regex = re.compile(rf"{_before(left)}(?:{pattern}){tail}")
+    regex = re.compile(rf"(?:{pattern}){tail}")
     fuzzy_words = None
     if fuzzy and not exact and not prefix:
         raw = [w for w in re.split(_SEPARATOR, body) if w]
@@ -635,13 +621,14 @@ class Matcher:
                     while at > 0 and start - at < 4 and text[at - 1].isalnum():
                         at -= 1
                 m = term.regex.match(text, at)
-                if m is None and term.arabic_first and at != start:
-                    continue
-                if m is None:
+                if m is None or (at and _continues(text[at - 1], term.left)):
+                    continue  # (clitics: at most four letters, from a word's start)
+                stop = m.end() if term.prefix else _word_end(text, m.end(), size, term.right)
+                if stop is None:
                     continue
                 if term.capitalised and not f.text[f.folded.source(m.start())].isupper():
                     continue
-                found.setdefault(term.id, []).append(m.span())
+                found.setdefault(term.id, []).append((m.start(), stop))
         return found
 
     # -- matching -----------------------------------------------------------------------------
@@ -787,8 +774,9 @@ class Matcher:
 
 
 def _word_end(text: str, end: int, size: int, script: int = _SPACED) -> int | None:
-    r"""Where a one-word term found at ``[..., end)`` ends, with its possessive, as the pattern
-    ``(?:'s|')?`` and then ``_after(script)`` would decide; None when the word goes on."""
+    r"""Where a term found at ``[..., end)`` ends, with its possessive (``'s`` or ``'``), when
+    the word ends there for a term whose last character is of ``script``; None when the word
+    goes on."""
     if end < size and text[end] == "'":
         if end + 1 < size and text[end + 1] == "s" and not (
                 end + 2 < size and _continues(text[end + 2], script)):

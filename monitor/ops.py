@@ -31,12 +31,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import __version__
 from monitor.errors import MonitorError
-from monitor.store.tables import Article, Digest, Feed, Match
+from monitor.store import status as status_store
 
 log = logging.getLogger("monitor")
 
@@ -137,18 +136,9 @@ class _Totals(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self.sessions() as s:
-            feeds = s.scalar(select(func.count()).select_from(Feed).where(Feed.active)) or 0
-            failing = s.scalar(select(func.count()).select_from(Feed)
-                               .where(Feed.active, Feed.error_count > 0)) or 0
-            originals = s.scalar(select(func.count()).select_from(Article).where(
-                Article.is_seed.is_(False), Article.duplicate_of_id.is_(None))) or 0
-            copies = s.scalar(select(func.count()).select_from(Article).where(
-                Article.is_seed.is_(False), Article.duplicate_of_id.is_not(None))) or 0
-            matches = s.execute(select(Match.watchlist, func.count())
-                                .group_by(Match.watchlist)).all()
-            digests = s.execute(select(Digest.watchlist, Digest.channel, Digest.status,
-                                       func.count())
-                                .group_by(Digest.watchlist, Digest.channel, Digest.status)).all()
+            t = status_store.totals(s)
+        feeds, failing, originals, copies, matches, digests = (
+            t.feeds, t.failing, t.originals, t.copies, t.matches, t.digests)
         g = GaugeMetricFamily("monitor_feeds", "Active feeds, and those failing now.",
                               labels=["state"])
         g.add_metric(["active"], feeds)
@@ -212,7 +202,7 @@ class DatabaseProbe:
     def _run(self, done: threading.Event, answer: list[str]) -> None:
         try:
             with self.sessions() as s:
-                s.execute(text("SELECT 1"))
+                status_store.ping(s)
         except Exception as e:  # any failure means "unreachable"; the reason is shown
             answer[0] = f"unreachable: {str(e).strip().splitlines()[0][:200]}" if str(e).strip() \
                 else f"unreachable: {type(e).__name__}"
@@ -298,10 +288,7 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
 def atom(sessions: sessionmaker[Session], watchlist: str, host: str, limit: int) -> bytes:
     """The watchlist's most recent matches as an Atom feed: alerts as a feed."""
     with sessions() as s:
-        rows = s.execute(select(Article, Match).join(Match, Match.article_id == Article.id)
-                         .where(Match.watchlist == watchlist)
-                         .order_by(Match.created_at.desc(), Match.id.desc())
-                         .limit(limit)).all()
+        rows = status_store.recent_matches(s, watchlist, limit)
     updated = rows[0][1].created_at if rows else datetime(1970, 1, 1, tzinfo=UTC)
     base = f"http://{host}" if host else ""
     entries = []

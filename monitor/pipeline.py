@@ -11,13 +11,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor import dedup, health
+from monitor import decide, dedup, health
 from monitor.config import Settings
 from monitor.dedup import Verdict
 from monitor.errors import FeedError, FetchError, RetryLater
@@ -25,7 +25,6 @@ from monitor.feeds import Entry
 from monitor.fetch import Fetched, Fetcher
 from monitor.match import Matcher, WatchlistMatch
 from monitor.ops import STAGE_SECONDS
-from monitor.schedule import backoff
 from monitor.store import articles
 from monitor.store import feeds as feed_store
 from monitor.store.db import WriteBatch
@@ -132,15 +131,12 @@ def process_feed(ctx: Context, job: FeedJob) -> FeedResult:
         result.copies += stored.copy
         result.alerts += stored.alerts
     if result.status == "partial":  # validators not stored: read again at the next tick
-        _succeeded(ctx, job, now, "partial", title=parsed.title, new=result.new,
-                   due_now=True)
+        _succeeded(ctx, job, now, "partial", title=parsed.title, new=result.new)
     elif crashed:  # a failure of the feed: it backs off, shows in status, is read whole again
-        result.status = "failed"
-        result.error = (f"{len(crashed)} of {len(items)} new entries could not be processed "
-                        f"(first, {crashed[0]})")[:500]
-        _record(ctx, feed_store.failure(
-            job.id, job.owner, now, now + timedelta(seconds=_failure_delay(ctx, job)),
-            result.error, read_again=True), batch=False)
+        error = (f"{len(crashed)} of {len(items)} new entries could not be processed "
+                 f"(first, {crashed[0]})")[:500]
+        failed = _failed(ctx, job, now, error, read=True)
+        result.status, result.error = failed.status, failed.error
     else:
         _succeeded(ctx, job, now, "ok", title=parsed.title, etag=fetched.etag,
                    last_modified=fetched.last_modified, body_hash=body_hash, new=result.new,
@@ -228,17 +224,14 @@ def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint) -> Verdict 
 def _record_matches(ctx: Context, session: Session, article_id: int,
                     matches: list[WatchlistMatch], root: int | None, root_is_seed: bool,
                     now: datetime) -> int:
-    """Store each match; queue alerts unless the article copies a seed, or copies an article
-    already alerted on that channel (then it shows as "also in" under the original)."""
+    """Store each match and queue its alerts (``decide.alert_channels``)."""
     alerts = 0
     for match in matches:
         match_id = articles.add_match(session, article_id, match, now)
-        if root_is_seed:  # (a copy of a pruned article counts as already known too)
-            continue
-        channels = list(ctx.channels.get(match.watchlist, []))
-        if root is not None:
-            done = articles.alerted_channels(session, root, match.watchlist)
-            channels = [c for c in channels if c not in done]
+        channels = decide.alert_channels(  # (a copy of a pruned article counts as a seed's)
+            ctx.channels.get(match.watchlist, []), copies_a_seed=root_is_seed,
+            story_sent_on=set() if root is None or root_is_seed else
+            articles.alerted_in_story(session, root, match.watchlist))
         alerts += articles.add_alerts(session, article_id, match_id, match.watchlist,
                                       channels, now)
     return alerts
@@ -317,41 +310,40 @@ def _succeeded(ctx: Context, job: FeedJob, now: datetime, status: str, *,
                not_modified: bool = False, title: str | None = None, etag: str | None = None,
                last_modified: str | None = None, body_hash: str | None = None,
                new: int = 0, newest: datetime | None = None, cadence: float | None = None,
-               due_now: bool = False) -> FeedResult:
-    next_check = now + timedelta(seconds=min(ctx.settings.poll.tick, job.interval_seconds)) \
-        if due_now else \
-        now + timedelta(seconds=job.interval_seconds * ctx.rng.uniform(0.95, 1.05))
-    quiet = None if new else health.silence(
-        now=now, cadence_seconds=cadence or job.cadence_seconds,
-        newest_entry_at=max([d for d in (newest, job.newest_entry_at) if d], default=None),
-        last_new_entry_at=job.last_new_entry_at, since=job.created_at)
-    silent_since = (job.silent_since or now) if quiet else None
-    if quiet and job.silent_since is None:
+               ) -> FeedResult:
+    """Record a poll that read the feed (or learnt it had not changed)."""
+    kind = "not-modified" if not_modified else "partial" if status == "partial" else "ok"
+    record = _decide(ctx, job, now, decide.Outcome(kind, new=new, newest=newest,
+                                                   cadence=cadence))
+    if record.newly_silent is not None:
         usual = cadence or job.cadence_seconds
         log.warning("feed=%s status=silent quiet_for=%s usual_gap=%s", redact(job.url),
-                    health.describe_gap(quiet.total_seconds()),
+                    health.describe_gap(record.newly_silent.total_seconds()),
                     health.describe_gap(usual) if usual else "unknown")
+    keep = record.keep_validators
     _record(ctx, feed_store.success(
-        job.id, job.owner, now, next_check, title=title, etag=etag,
-        last_modified=last_modified, body_hash=body_hash, new_entries=new,
-        not_modified=not_modified, newest=newest, cadence=cadence, silent_since=silent_since),
+        job.id, job.owner, now, record.next_check, title=title,
+        etag=etag if keep else None, last_modified=last_modified if keep else None,
+        body_hash=body_hash if keep else None, new_entries=new, not_modified=not_modified,
+        newest=newest, cadence=cadence, silent_since=record.silent_since),
         batch=not new)
     return FeedResult(job.id, job.url, status, new=new)
 
 
-def _failure_delay(ctx: Context, job: FeedJob) -> float:
-    return backoff(job.interval_seconds, job.error_count + 1, ctx.settings.poll.max_backoff,
-                   ctx.rng.uniform(0.8, 1.2))
-
-
 def _failed(ctx: Context, job: FeedJob, now: datetime, reason: str,
-            wait: float | None = None) -> FeedResult:
-    delay = _failure_delay(ctx, job)
-    if wait is not None:
-        delay = max(delay, wait)
-    _record(ctx, feed_store.failure(job.id, job.owner, now, now + timedelta(seconds=delay),
-                                    reason))
+            wait: float | None = None, *, read: bool = False) -> FeedResult:
+    """Record a failed poll: it backs off. ``read``: the feed was read but an entry failed."""
+    record = _decide(ctx, job, now, decide.Outcome("failed", retry_after=wait, read=read))
+    _record(ctx, feed_store.failure(job.id, job.owner, now, record.next_check, reason,
+                                    read_again=not record.keep_validators), batch=not read)
     return FeedResult(job.id, job.url, "failed", error=reason)
+
+
+def _decide(ctx: Context, job: FeedJob, now: datetime, outcome: decide.Outcome
+            ) -> decide.Record:
+    poll = ctx.settings.poll
+    return decide.after_poll(job, outcome, now, tick=poll.tick, max_backoff=poll.max_backoff,
+                             jitter=ctx.rng.random())
 
 
 def _record(ctx: Context, write: feed_store.Write, *, batch: bool = True) -> None:
@@ -361,4 +353,4 @@ def _record(ctx: Context, write: feed_store.Write, *, batch: bool = True) -> Non
         ctx.records.add(*write)
         return
     with ctx.sessions.begin() as session:
-        session.execute(*write)
+        feed_store.apply(session, write)

@@ -14,27 +14,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from monitor import seeds
+from monitor import decide, notify, seeds
 from monitor.config import Settings, WatchlistSettings
-from monitor.deadline import RETRY_AFTER_BOUNDS
 from monitor.digest import DigestData, Renderer, dumps_slack, message_id
 from monitor.errors import DeliveryError, PermanentDeliveryError, StorageError
 from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, Resolver, system_resolver
-from monitor.notify.apprise import AppriseSender
-from monitor.notify.email import EmailSender
-from monitor.notify.slack import SlackSender
 from monitor.ops import POLLS
 from monitor.pipeline import Context, FeedResult, process_feed
 from monitor.schedule import parse_quiet_hours, parse_schedule
 from monitor.store import db, outbox, retention
 from monitor.store import feeds as feed_store
+from monitor.store import status as status_store
 from monitor.store.outbox import DigestJob
-from monitor.store.tables import Alert, Article, Feed, Match
 from monitor.text import clean
 from monitor.urls import redact
 from monitor.watchlists import matcher_for, term_warnings, watchlist_of
@@ -47,16 +42,7 @@ MAX_NOTICES = 10
 FEED_LEASE = timedelta(minutes=15)
 DIGEST_LEASE = timedelta(minutes=5)
 STORAGE_RETRY = timedelta(minutes=1)  # a poll the database cut short: its feeds again after
-DELIVERY_RETRY_CAP = 3600.0
 PRUNE_EVERY = timedelta(days=1)
-
-
-def delivery_backoff(attempts: int, retry_after: float | None) -> float:
-    """Seconds before a failed delivery is tried again: what the server asked for, else
-    doubling from a minute; never more than ``DELIVERY_RETRY_CAP``."""
-    if retry_after is not None and retry_after > 0:
-        return min(retry_after, RETRY_AFTER_BOUNDS[1])
-    return min(60.0 * float(2 ** min(max(attempts - 1, 0), 20)), DELIVERY_RETRY_CAP)
 
 
 def utcnow() -> datetime:
@@ -314,20 +300,18 @@ class Service:
             quiet = parse_quiet_hours(wl.quiet_hours, wl.timezone) if wl.quiet_hours else None
             with self.sessions.begin() as session:
                 state = outbox.watchlist_state(session, wl.name, lock=True)
-                due_at = state.next_digest_at if state is not None else None
-                fresh = due_at is None  # never scheduled yet: the first digest is due now
-                scheduled = force or fresh or (due_at is not None and due_at <= now)
-                urgent = not force and self._urgent_pending(session, wl)
-                if not (scheduled or urgent):
+                decision = decide.digest_due(
+                    due_at=state.next_digest_at if state is not None else None, now=now,
+                    force=force, urgent=self._urgent_pending(session, wl),
+                    quiet_now=quiet is not None and quiet.active(now))
+                if not decision.cut:
                     continue
-                if not (force or urgent) and quiet is not None and quiet.active(now):
-                    continue  # deferred: still due when the quiet hours end
                 if notices is None:
                     notices = self.notices(session, now)
                 count = sum(self._cut_one(session, wl.name, ch, now, notices) for ch in
                             self.channels.get(wl.name, []))
                 made += count
-                if scheduled and (not force or fresh):
+                if decision.reschedule:
                     last = state.last_digest_at if state else None
                     outbox.set_watchlist_state(session, wl.name, schedule.next_after(now, last),
                                                now if count else None)
@@ -336,8 +320,9 @@ class Service:
     def _urgent_pending(self, session: Session, wl: WatchlistSettings) -> bool:
         if not (wl.urgent or wl.urgent_terms):
             return False
-        terms = outbox.pending_terms(session, wl.name, self.channels.get(wl.name, []))
-        return bool(terms) and (wl.urgent or not terms.isdisjoint(wl.urgent_terms))
+        return decide.urgent_pending(
+            all_urgent=wl.urgent, urgent_terms=wl.urgent_terms,
+            pending_terms=outbox.pending_terms(session, wl.name, self.channels.get(wl.name, [])))
 
     def notices(self, session: Session, now: datetime) -> list[str]:
         """What the operator must hear about, in every digest until it is fixed: channels whose
@@ -466,19 +451,11 @@ class Service:
                      job.channel)
 
     def _send(self, job: DigestJob) -> str | None:
-        s = self.settings
         if job.channel not in self.channels.get(job.watchlist, []):
             raise DeliveryError(f"channel {job.channel} is not configured for watchlist "
                                 f"{job.watchlist}")
-        if job.channel == "email":
-            return EmailSender(s.channels.email).send(job, s.recipients_of(job.watchlist))
-        if job.channel == "slack":
-            SlackSender(s.slack_webhook_of(job.watchlist), s.channels.slack.timeout,
-                        self.clock).send(job, self._part_recorder(job))
-        else:
-            AppriseSender(s.apprise_urls_of(job.watchlist),
-                          s.channels.apprise.max_attempts).send(job, self._part_recorder(job))
-        return None
+        return notify.sender(job.channel, self.settings, job.watchlist, self.clock).send(
+            job, self._part_recorder(job))
 
     def _failed(self, job: DigestJob, report: RelayReport, error: str) -> None:
         error = redact(error)
@@ -491,7 +468,7 @@ class Service:
     def _retry(self, job: DigestJob, report: RelayReport, error: str,
                retry_after: float | None) -> None:
         error = redact(error)
-        wait = delivery_backoff(job.attempts, retry_after)
+        wait = decide.delivery_retry(job.attempts, retry_after)
         with self.sessions.begin() as session:
             outbox.mark_retry(session, job.id, self.owner, error,
                               self.clock() + timedelta(seconds=wait))
@@ -536,25 +513,6 @@ class Service:
                      pruned.digests, pruned.alerts)
         return pruned
 
-    def status(self) -> dict[str, object]:
-        with self.sessions() as session:
-            feeds: list[Feed] = feed_store.all_feeds(session)
-            counts = {
-                "articles": session.scalar(select(func.count()).select_from(Article)
-                                           .where(Article.is_seed.is_(False))),
-                "seeds": session.scalar(select(func.count()).select_from(Article)
-                                        .where(Article.is_seed.is_(True))),
-                "copies": session.scalar(select(func.count()).select_from(Article)
-                                         .where(Article.duplicate_of_id.is_not(None))),
-                "matches": session.scalar(select(func.count()).select_from(Match)),
-                "alerts pending": session.scalar(select(func.count()).select_from(Alert)
-                                                 .where(Alert.digest_id.is_(None))),
-            }
-            unsent = outbox.unsent_digests(session)
-            counts["digests unsent"] = len(unsent)
-            return {
-                "feeds": feeds, "counts": counts, "last_sent": outbox.last_sent(session),
-                "failed": outbox.failed_digests(session), "unsent": unsent,
-                "incomplete": [d for d in outbox.delivery_troubles(session)
-                               if d.status == "sent"],
-            }
+    def status(self) -> status_store.Status:
+        with self.reads() as session:
+            return status_store.read(session)

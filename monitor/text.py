@@ -88,6 +88,8 @@ def _fold_slow(text: str) -> tuple[str, list[int]]:
     return "".join(out), origin
 
 
+SHORT = 160  # texts up to this long are folded character by character (the tables cost 0.5 s)
+
 # Planes whose characters may fold to something else; above them everything folds to itself.
 _TABLE_RANGES = ((0, 0xD800), (0xE000, 0x20000), (0x2F800, 0x2FA20))
 
@@ -154,6 +156,9 @@ def fold_text(text: str) -> Folded:
     pass over the code points, the same result as folding character by character."""
     if text.isascii():
         return Folded(text.lower(), None)
+    if len(text) <= SHORT:  # a term, a headline: one character at a time, no tables to build
+        folded_text, where = _fold_slow(text)
+        return Folded(folded_text, None if where == list(range(len(text))) else where)
     # Most text needs no more than lower-casing and straight apostrophes: check, then done.
     low = text.lower()
     if len(low) == len(text):

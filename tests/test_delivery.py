@@ -3,6 +3,7 @@ failures are surfaced, rate limits are honoured, and a second daemon is refused.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,17 @@ def test_config_after_subcommand_and_bad_config_exit_2(tmp_path: Path) -> None:
     bad.write_text("[storage]\nurl = 3\n")
     assert main(["check", "--config", str(bad)]) == 2
     assert main(["--config", str(tmp_path / "missing.toml"), "check"]) == 2
+
+
+def test_every_configurable_channel_has_a_sender_in_the_registry(tmp_path: Path) -> None:
+    from monitor import config, notify
+
+    assert set(config.CHANNEL_NAMES) == set(notify.CHANNELS)
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=["http://127.0.0.1:9/rss.xml"], smtp_port=2525,
+                       slack_url="http://127.0.0.1:9/hook", allowed=[],
+                       extra='[channels.apprise]\nurls = ["json://127.0.0.1:9/x"]\n')
+    settings = config.load(cfg)
+    for channel in config.CHANNEL_NAMES:
+        made = notify.sender(channel, settings, "sahel", lambda: datetime.now(UTC))
+        assert callable(made.send), channel

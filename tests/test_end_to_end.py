@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -165,3 +168,49 @@ def test_new_entries_in_a_later_cycle_go_in_the_next_digest(
     assert "Wagner fighters arrive in Bamako" not in content
     assert main(["--config", str(cfg), "digest", "--send"]) == 0
     assert len(box.messages) == 2
+
+
+def test_a_story_alerts_once_per_channel_even_when_a_channel_came_later(
+        tmp_path: Path, web: Web, smtp: tuple[Mailbox, int], slack: Web,
+        services: Callable[..., Any]) -> None:
+    """The alert rule is one (``decide.alert_channels``): a copy is alerted only on channels
+    where no article of its story went out. The original went out by email before Slack was
+    configured; its first copy goes to Slack; its second copy goes nowhere."""
+    from sqlalchemy import select
+
+    from monitor.store.tables import Alert, Article
+    from tests.conftest import Clock
+
+    story = ("Russian mercenaries of the Wagner Group arrived in Timbuktu on Monday, local "
+             "officials said, taking over the camp that French soldiers left last year. " + LOREM)
+    items = [(f"Wagner in Timbuktu ({i})", web.url(f"/a/{i}"),
+              story.replace("Monday", ["Monday", "Monday morning", "Monday night"][i]))
+             for i in range(3)]
+    for title, link, body in items:
+        web.routes[link.split(str(web.port), 1)[1]] = Route(200, page(title, body),
+                                                            {"Content-Type": "text/html"})
+    _box, smtp_port = smtp
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    allowed = [f"127.0.0.1:{web.port}", f"127.0.0.1:{slack.port}"]
+    clock = Clock()
+
+    def cycle(n: int, slack_on: bool) -> None:
+        web.routes["/rss.xml"] = Route(200, rss(items[:n]), {"Content-Type": "application/rss+xml"})
+        cfg = write_config(tmp_path / f"m{n}.toml", db_url=db, feeds=[web.url("/rss.xml")],
+                           smtp_port=smtp_port, allowed=allowed, seeds=False,
+                           slack_url=slack.url("/hook") if slack_on else None)
+        clock.now += timedelta(hours=1)
+        services(cfg, clock).cycle(ignore_schedule=True)
+
+    cycle(1, slack_on=False)
+    cycle(2, slack_on=True)
+    cycle(3, slack_on=True)
+    svc = services(write_config(tmp_path / "m.toml", db_url=db, feeds=[web.url("/rss.xml")],
+                                smtp_port=smtp_port, slack_url=slack.url("/hook"),
+                                allowed=allowed, seeds=False), clock)
+    with svc.sessions() as s:
+        stored = s.scalars(select(Article).where(Article.is_seed.is_(False))
+                           .order_by(Article.id)).all()
+        assert [a.duplicate_of_id for a in stored] == [None, stored[0].id, stored[0].id]
+        alerts = sorted((a.channel, a.article_id) for a in s.scalars(select(Alert)))
+    assert alerts == [("email", stored[0].id), ("slack", stored[1].id)]

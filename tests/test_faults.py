@@ -476,3 +476,21 @@ def test_an_entry_that_crashes_is_a_feed_failure_that_backs_off_and_shows_in_sta
     with svc.sessions() as session:
         assert len(session.scalars(select(Article).where(Article.is_seed.is_(False))).all()) == 2
         assert session.scalars(select(Feed)).one().error_count == 0
+
+
+def test_check_names_the_bad_value_and_suggests_the_key_or_value_meant(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=["http://127.0.0.1:9/rss.xml"], smtp_port=None, slack_url=None,
+                       allowed=[], extra='[poll]\nintervall = "30m"\n[digest]\nsnippet_chars = '
+                                         '"many"\n')
+    cfg.write_text(cfg.read_text().replace('channels = []', 'channels = ["pager", "slak"]'))
+    assert main(["--config", str(cfg), "check"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert f"config error: {cfg}: poll.intervall: unknown key 'intervall'; did you mean " \
+           "'interval'?" in err
+    assert f"config error: {cfg}: watchlists[0].channels[0]: 'pager' is not allowed; use " \
+           "'email', 'slack' or 'apprise'" in err
+    assert any("channels[1]: 'slak' is not allowed" in e and "did you mean 'slack'?" in e
+               for e in err)
+    assert any("digest.snippet_chars:" in e and "got 'many'" in e for e in err)

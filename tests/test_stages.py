@@ -54,7 +54,7 @@ channels = ["teams"]
 webhook_url = "${SLACK_WEBHOOK_URL}"
 """)
     file = str(tmp_path / "m.toml")
-    assert f"{file}: bogus: unknown key" in problems
+    assert f"{file}: bogus: unknown key 'bogus'" in problems
     assert any(p.startswith(f"{file}: feeds[0].url: only http and https") for p in problems)
     assert any(p.startswith(f"{file}: watchlists[0].channels[0]") for p in problems)
     assert any("SLACK_WEBHOOK_URL is not set" in p and "channels.slack.webhook_url" in p

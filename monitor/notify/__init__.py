@@ -1,10 +1,24 @@
 """Delivery channels. Each sends one rendered digest and raises DeliveryError (retry later) or
 PermanentDeliveryError (retrying will not help); the relay in ``service.py`` records the outcome.
-A send that went out with a part refused (an SMTP recipient) returns a warning instead."""
+A send that went out with a part refused (an SMTP recipient) returns a warning instead.
+
+Channels are a registry: each module here has ``for_watchlist(settings, watchlist, clock)``
+returning a ``Sender``; ``CHANNELS`` names the module of each channel. Adding a channel is one
+module here, one line in ``CHANNELS``, and its section in ``config.py``.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
+
+CHANNELS = {"email": "monitor.notify.email", "slack": "monitor.notify.slack",
+            "apprise": "monitor.notify.apprise"}  # imported when a digest goes out on them
 
 
 class Job(Protocol):
@@ -28,3 +42,18 @@ class Job(Protocol):
     def attempts(self) -> int: ...
     @property
     def parts_sent(self) -> int: ...
+
+
+class Sender(Protocol):
+    def send(self, job: Job, on_part: Callable[[int], None]) -> str | None:
+        """Deliver ``job``; ``on_part(n)``: the first n parts are delivered (for channels that
+        send in parts, so a retry does not repeat them). Returns a warning, or None."""
+        ...
+
+
+def sender(channel: str, settings: Settings, watchlist: str,
+           clock: Callable[[], datetime]) -> Sender:
+    """The sender of ``channel`` for one watchlist's digests."""
+    module = importlib.import_module(CHANNELS[channel])
+    made: Sender = module.for_watchlist(settings, watchlist, clock)
+    return made

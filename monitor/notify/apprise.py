@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 import apprise
 
+from monitor.config import Settings
 from monitor.errors import DeliveryError, PermanentDeliveryError
-from monitor.store.outbox import DigestJob
+from monitor.notify import Job
 
 
 class _Capture(logging.Handler):
@@ -33,7 +35,7 @@ class AppriseSender:
         self.urls = urls
         self.max_attempts = max_attempts
 
-    def send(self, job: DigestJob, on_part: Callable[[int], None]) -> None:
+    def send(self, job: Job, on_part: Callable[[int], None]) -> None:
         for n in range(job.parts_sent, len(self.urls)):
             url = self.urls[n]
             scheme = url.split("://", 1)[0]
@@ -55,3 +57,9 @@ class AppriseSender:
                     raise PermanentDeliveryError(f"{reason} ({job.attempts} attempts)")
                 raise DeliveryError(reason)
             on_part(n + 1)
+
+
+def for_watchlist(settings: Settings, watchlist: str,
+                  clock: Callable[[], datetime]) -> AppriseSender:
+    return AppriseSender(settings.apprise_urls_of(watchlist),
+                         settings.channels.apprise.max_attempts)

@@ -11,10 +11,12 @@ import email.policy
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
-from monitor.config import EmailChannel
+from monitor.config import EmailChannel, Settings
 from monitor.deadline import Deadline
 from monitor.errors import DeliveryError, PermanentDeliveryError
 from monitor.notify import Job
@@ -136,3 +138,20 @@ class EmailSender:
 def _detail(value: bytes | str) -> str:
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     return " ".join(text.split())
+
+
+class _ToRecipients:
+    """An ``EmailSender`` bound to one watchlist's recipients: a ``notify.Sender``."""
+
+    def __init__(self, sender: EmailSender, recipients: list[str]) -> None:
+        self.sender = sender
+        self.recipients = recipients
+
+    def send(self, job: Job, on_part: Callable[[int], None]) -> str | None:
+        return self.sender.send(job, self.recipients)
+
+
+def for_watchlist(settings: Settings, watchlist: str,
+                  clock: Callable[[], datetime]) -> _ToRecipients:
+    return _ToRecipients(EmailSender(settings.channels.email),
+                         settings.recipients_of(watchlist))

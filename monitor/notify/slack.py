@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from monitor.config import Settings
 from monitor.deadline import Deadline, parse_retry_after
 from monitor.errors import DeliveryError, PermanentDeliveryError
 from monitor.notify import Job
@@ -119,3 +120,9 @@ class SlackSender:
                                     f"({type(e).__name__})") from e
             reason = (str(e) or type(e).__name__).splitlines()[0][:200]
             raise DeliveryError(f"Slack webhook unreachable: {reason}") from e
+
+
+def for_watchlist(settings: Settings, watchlist: str,
+                  clock: Callable[[], datetime]) -> SlackSender:
+    return SlackSender(settings.slack_webhook_of(watchlist), settings.channels.slack.timeout,
+                       clock)

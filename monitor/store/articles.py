@@ -189,11 +189,6 @@ def alerted_in_story(session: Session, root: int, watchlist: str) -> set[str]:
                (Article.id == root) | (Article.duplicate_of_id == root))))
 
 
-def alerted_channels(session: Session, article_id: int, watchlist: str) -> set[str]:
-    return set(session.scalars(select(Alert.channel).where(Alert.article_id == article_id,
-                                                           Alert.watchlist == watchlist)))
-
-
 def add_match(session: Session, article_id: int, match: WatchlistMatch, now: datetime) -> int:
     row = Match(
         watchlist=match.watchlist, article_id=article_id, terms=match.terms,
@@ -224,3 +219,37 @@ def add_alerts(session: Session, article_id: int, match_id: int, watchlist: str,
 
 def seed_hashes(session: Session) -> set[str]:
     return set(session.scalars(select(Article.content_hash).where(Article.is_seed.is_(True))))
+
+
+# -- stored articles, for explain --history, backfill and search -------------------------------
+
+
+def _kept(since: datetime | None) -> list[Any]:
+    """Articles with their text: not seeds, not pruned, stored since ``since``."""
+    where = [Article.is_seed.is_(False), Article.text_source != PRUNED]
+    return where + ([Article.created_at >= since] if since is not None else [])
+
+
+def kept_batch(session: Session, since: datetime | None, after: int | None, size: int, *,
+               newest_first: bool = False) -> list[Article]:
+    """The next ``size`` of those articles by id, after id ``after`` (None: from the start),
+    detached from the session."""
+    query = select(Article).where(*_kept(since)).limit(size)
+    if newest_first:
+        query = query.order_by(Article.id.desc())
+        if after is not None:
+            query = query.where(Article.id < after)
+    else:
+        query = query.order_by(Article.id).where(Article.id > (after or 0))
+    rows = list(session.scalars(query))
+    session.expunge_all()
+    return rows
+
+
+def count_kept(session: Session, since: datetime | None) -> int:
+    return session.scalar(select(func.count()).select_from(Article).where(*_kept(since))) or 0
+
+
+def match_of(session: Session, watchlist: str, article_id: int) -> Match | None:
+    return session.scalar(select(Match).where(Match.watchlist == watchlist,
+                                              Match.article_id == article_id))

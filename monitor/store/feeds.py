@@ -155,6 +155,11 @@ def success(feed_id: int, owner: str, now: datetime, next_check: datetime, *,
     return update(_FEEDS).where(_OURS).values(**values), ours
 
 
+def apply(session: Session, write: Write) -> None:
+    """Write one record now (rather than in a batch)."""
+    session.execute(*write)
+
+
 def failure(feed_id: int, owner: str, now: datetime, next_check: datetime,
             reason: str, *, read_again: bool = False) -> Write:
     """The record of a failed poll. ``read_again``: the feed was read but some of its entries
