@@ -1,0 +1,111 @@
+"""Golden files: feed bytes -> entries, page -> extracted text, matches -> digest text, HTML and
+Slack blocks. Each output is compared with the file kept beside its input in ``tests/golden/``.
+
+A change that alters an output on purpose regenerates them with one command, and the diff is
+reviewed like code:
+
+    UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.digest import Copy, DigestData, Item, Renderer, dumps_slack
+from monitor.extract import extract_text
+from monitor.feeds import parse
+from monitor.match import Entity, Matcher, Term, Watchlist
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def check(expected: Path, actual: str) -> None:
+    """``actual`` must equal the content of ``expected``; with UPDATE_GOLDEN=1 it becomes it."""
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        expected.write_text(actual, encoding="utf-8")
+        return
+    assert expected.exists(), f"{expected} is missing: run UPDATE_GOLDEN=1 pytest {__file__}"
+    want = expected.read_text(encoding="utf-8")
+    assert actual == want, f"{expected.name} differs (UPDATE_GOLDEN=1 regenerates it; review " \
+                           f"the diff)"
+
+
+# -- feed bytes -> entries ---------------------------------------------------------------------
+
+FEEDS = sorted((GOLDEN / "feeds").glob("*.xml"))
+
+
+def entries_of(path: Path) -> str:
+    try:
+        parsed = parse(path.read_bytes(), f"https://feeds.example/{path.name}", NOW)
+    except Exception as e:  # an expected refusal is an output too
+        return json.dumps({"error": f"{type(e).__name__}: {e}"}, indent=1) + "\n"
+    return json.dumps({
+        "title": parsed.title,
+        "entries": [{"title": e.title, "link": e.link, "canonical": e.canonical, "guid": e.guid,
+                     "published": e.published.isoformat() if e.published else None,
+                     "summary": e.summary, "shared": e.shared, "key": e.key(1)[:16]}
+                    for e in parsed.entries],
+    }, ensure_ascii=False, indent=1) + "\n"
+
+
+@pytest.mark.parametrize("path", FEEDS, ids=[p.stem for p in FEEDS])
+def test_feed_entries(path: Path) -> None:
+    check(path.with_suffix(".json"), entries_of(path))
+
+
+# -- page -> extracted text --------------------------------------------------------------------
+
+PAGES = sorted((GOLDEN / "pages").glob("*.html.gz"))
+URLS: dict[str, str] = json.loads((GOLDEN / "pages" / "urls.json").read_text())
+
+
+@pytest.mark.parametrize("path", PAGES, ids=[p.name[:12] for p in PAGES])
+def test_page_text(path: Path) -> None:
+    page_id = path.name.removesuffix(".html.gz")
+    text = extract_text(gzip.decompress(path.read_bytes()), URLS[page_id])
+    check(path.with_name(f"{page_id}.txt"), text + "\n")
+
+
+# -- matches -> digest -------------------------------------------------------------------------
+
+
+def digest_items() -> list[Item]:
+    """Matches found by the real matcher on fixed texts, as the digest shows them."""
+    matcher = Matcher([Watchlist("sahel", terms=("Barkhane", "MINUSMA"), entities=(
+        Entity("Wagner Group", (Term("Wagner"), Term("Вагнер"), Term("فاغنر"))),))])
+    texts = [
+        ("Wagner fighters arrive in Bamako", "https://news.example/a/1", "Sahel Wire",
+         "Russian mercenaries of the Wagner Group landed at Bamako airport on Sunday, "
+         "officials said, as France ends Operation Barkhane."),
+        ("«Вагнер» в Мали", "https://ru.example/a/2", "Новости",
+         "Бойцы группы Вагнера прибыли в Бамако, сообщили местные власти."),
+        ("<script>alert(1)</script> & MINUSMA <b>leaves</b>", "javascript:alert(1)",
+         "Evil & Co <x>", "The UN mission MINUSMA left Kidal; {{ 7*7 }} <@channel> *bold*."),
+    ]
+    items = []
+    for i, (title, link, outlet, body) in enumerate(texts, 1):
+        [found] = matcher.match(title, body)
+        items.append(Item(i, title, link if link.startswith("http") else "", outlet, NOW,
+                          found.terms, found.snippet, marks=found.marks,
+                          also_in=[Copy("Echo Daily", f"https://echo.example/{i}")]
+                          if i == 1 else []))
+    return items
+
+
+def test_digest_text_html_and_slack() -> None:
+    data = DigestData("sahel", digest_items(), NOW,
+                      notices=["slack delivery failed for good (digest 3): HTTP 404"])
+    rendered = Renderer().render(data)
+    check(GOLDEN / "digest" / "digest.txt", f"Subject: {rendered.subject}\n\n{rendered.text}")
+    check(GOLDEN / "digest" / "digest.html", rendered.html)
+    check(GOLDEN / "digest" / "slack.json",
+          json.dumps(json.loads(dumps_slack(rendered.slack)), ensure_ascii=False, indent=1)
+          + "\n")
