@@ -3,7 +3,8 @@ FROM python:3.11.10-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     MONITOR_CONFIG=/config/monitor.toml \
-    MONITOR_DATABASE_URL=sqlite:////data/monitor.db
+    MONITOR_DATABASE_URL=sqlite:////data/monitor.db \
+    MONITOR_SEEDS=/app/seeds
 RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin monitor \
     && mkdir -p /config /data /app && chown monitor:monitor /data
 WORKDIR /app

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -426,3 +427,71 @@ def test_progress_shows_on_a_terminal_only() -> None:
     bar.advance(4)
     bar.close()
     assert piped.getvalue() == ""
+
+
+def test_the_docker_image_layout_starts_with_the_example_config(tmp_path: Path,
+                                                                 web: Web) -> None:
+    """The image's files and environment, as the Dockerfile lays them out (COPY, the config
+    copied to /config, ENV), under a temporary root: `monitor check` passes on the example
+    config as shipped, and `monitor once` runs a cycle with it (its feeds pointed at a
+    loopback server, as no test leaves this machine)."""
+    import re
+    import shutil
+
+    root = tmp_path / "root"
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    workdir = next(line.split()[1] for line in lines if line.startswith("WORKDIR "))
+
+    def inside(path: str) -> Path:
+        return root / path.lstrip("/")
+
+    for line in lines:
+        if line.startswith("COPY "):
+            *sources, target = line.split()[1:]
+            dest = inside(target if target.startswith("/") else f"{workdir}/{target}")
+            for source in sources:
+                src = ROOT / source
+                if src.is_dir():
+                    shutil.copytree(src, dest)
+                else:
+                    dest.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(src, dest / src.name)
+    copy_config = re.search(r"cp -r (\S+)/\. (\S+)", text)
+    assert copy_config, "the Dockerfile no longer copies the example config to /config"
+    shutil.copytree(inside(f"{workdir}/{copy_config.group(1)}"), inside(copy_config.group(2)),
+                    dirs_exist_ok=True)
+    inside("/data").mkdir()
+    env_line = next(line for line in lines if line.startswith("ENV "))
+    image_env = dict(pair.split("=", 1) for pair in env_line.split()[1:])
+    image_env = {k: re.sub(r"(?<![:/])/(config|data|app)\b", lambda m: str(inside(m.group(0))),
+                           v) for k, v in image_env.items()}
+    env = {**os.environ, **image_env}
+    env.pop("MONITOR_TEST_PG", None)
+
+    def monitor(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "monitor", *args], cwd=inside(workdir),
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    out = monitor("check")
+    assert out.returncode == 0, out.stdout + out.stderr
+    config_file = Path(image_env["MONITOR_CONFIG"])
+    web.routes["/rss.xml"] = Route(200, b'<?xml version="1.0"?><rss version="2.0"><channel>'
+                                   b"<title>t</title><item><title>Wagner in Gao</title><link>"
+                                   + web.url("/a/1").encode() + b"</link><description>Wagner "
+                                   b"fighters reached Gao.</description></item></channel></rss>",
+                                   {"Content-Type": "application/rss+xml"})
+    shipped = config_file.read_text()
+    local = re.sub(r'(?m)^url = "https?://(?!127\.)[^"]+"', f'url = "{web.url("/rss.xml")}"',
+                   shipped, count=1)
+    local = re.sub(r"(?ms)^\[\[feeds\]\]\nurl = \"https?://(?!127\.)[^\n]*\n(?:[^\[\n][^\n]*\n)*",
+                   "", local)
+    local = re.sub(r"(?m)^allowed_hosts = \[\]", f'allowed_hosts = ["127.0.0.1:{web.port}"]',
+                   local)
+    config_file.write_text(local)
+    out = monitor("once")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"feed ok: {web.url('/rss.xml')}: 1 new" in out.stdout, out.stdout + out.stderr
+    status = monitor("status")
+    seeds = re.search(r"seeds (\d+)", status.stdout)
+    assert seeds and int(seeds.group(1)) > 0, status.stdout  # the image's seeds were loaded
