@@ -64,6 +64,8 @@ def cmd_check(settings: config.Settings, _args: argparse.Namespace) -> int:
 def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
     from monitor.store.db import daemon_lock
 
+    for handler in logging.getLogger().handlers:  # each feed is reported once, below
+        handler.addFilter(_FeedLinesOff())
     with daemon_lock(settings.sqlite_path()):
         service = _service(settings)
         try:
@@ -71,6 +73,7 @@ def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
             bar = Progress("polling", len(settings.feeds))
             results = service.cycle(ignore_schedule=True, progress=bar.advance)
             bar.close()
+            cut, relay = service.last_cut, service.last_relay
         finally:
             service.close()
     for r in results:
@@ -79,7 +82,28 @@ def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
         else:
             print(f"feed {r.status}: {redact(r.url)}: {r.new} new, {r.copies} copies, "
                   f"{r.alerts} alerts")
+    for error in relay.errors:
+        print(f"delivery: {redact(error)}")
+    failed = sum(r.status == "failed" for r in results)
+    print(f"once: {_count(len(results), 'feed')} ({len(results) - failed} ok, {failed} failed), "
+          f"{_count(sum(r.new for r in results), 'new article')}, "
+          f"{_count(sum(r.copies for r in results), 'copy', 'copies')}, "
+          f"{_count(sum(r.alerts for r in results), 'alert')}; "
+          f"{_count(cut, 'digest')} cut: {relay.sent} sent, {relay.retrying} to retry, "
+          f"{relay.failed} failed for good" + (" (monitor status)" if relay.failed else ""))
     return 0
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+class _FeedLinesOff(logging.Filter):
+    """Drops the per-feed result lines of the log (``once`` prints each feed itself)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = getattr(record, "fields", None)
+        return not (isinstance(fields, dict) and "feed" in fields and "status" in fields)
 
 
 def cmd_run(settings: config.Settings, _args: argparse.Namespace) -> int:
@@ -196,20 +220,34 @@ def _print_status(settings: config.Settings, info: status_store.Status, now: dat
               f"{_when(f.next_check_at)}, entries {f.entries_total}"
               + (f", usually every {health.describe_gap(f.cadence_seconds)}"
                  if f.cadence_seconds else ""))
-        if f.last_error:
+        if f.last_error and f.error_count:
             print(f"      last error ({_when(f.last_error_at)}): {redact(f.last_error)}")
+        elif f.last_error:
+            print(f"      recovered since its last error ({_when(f.last_error_at)})")
     print("Counts: " + ", ".join(f"{k} {v}" for k, v in info.counts.items()))
+    print("Watchlists:")
+    for w in settings.watchlists:
+        due = info.next_due.get(w.name)
+        pending = sum(n for (name, _c), n in info.pending.items() if name == w.name)
+        print(f"  {w.name}: next digest "
+              + (_when(due) if due else "with the first alert" if pending == 0 else "now")
+              + f", {_count(pending, 'alert')} pending ({w.schedule}, {w.timezone})")
     print("Last digest:")
     for w in settings.watchlists:
+        active = settings.channels_of(w)
         for channel in w.channels:
-            print(f"  {w.name} / {channel}: {_when(info.last_sent.get((w.name, channel)))}")
+            state = _when(info.last_sent.get((w.name, channel))) if channel in active else \
+                f"off ([channels.{channel}] is not configured)"
+            print(f"  {w.name} / {channel}: {state}")
     print(f"Failed deliveries ({len(info.failed)}):")
     for d in info.failed:
         print(f"  digest {d.id} {d.watchlist}/{d.channel} at {_when(d.created_at)}: "
-              f"{redact(d.last_error or '')}")
+              f"{redact(d.last_error or '')} (re-send: monitor digest --resend {d.id})")
     for d in info.incomplete:
         print(f"  incomplete: digest {d.id} {d.watchlist}/{d.channel} at {_when(d.sent_at)}: "
               f"{redact(d.last_error or '')}")
+    if info.unsent:
+        print(f"Queued deliveries ({len(info.unsent)}):")
     for d in info.unsent:
         print(f"  queued: digest {d.id} {d.watchlist}/{d.channel}, attempts {d.attempts}"
               + (f", last error: {redact(d.last_error)}" if d.last_error else ""))

@@ -360,7 +360,7 @@ class WatchlistSettings(_Section):
     schedule: str = Field(
         "hourly",
         description="When digests go out: 'every 30m', 'hourly', 'daily 07:00' or 'cron ...'. "
-        "A watchlist that never sent a digest sends its first one at the next cycle.",
+        "A watchlist that never sent a digest sends its first one with its first alerts.",
     )
     timezone: str = Field("UTC", description="IANA timezone of the schedule.")
     guards: list[GuardSettings] = Field(

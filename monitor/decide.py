@@ -11,7 +11,7 @@ send. Each answers one question the pipeline asks, and is tested with plain valu
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -121,6 +121,27 @@ def digest_due(*, due_at: datetime | None, now: datetime, force: bool, urgent: b
     if not (force or urgent) and quiet_now:
         return DigestDecision(False, False)
     return DigestDecision(True, scheduled and (not force or fresh))
+
+
+def current_due(*, stored_due: datetime | None, stored_schedule: str | None, schedule: str,
+                last_sent: datetime | None,
+                next_after: Callable[[datetime, datetime | None], datetime]
+                ) -> datetime | None:
+    """A watchlist's due time under the schedule configured now (``schedule``, with its
+    timezone): the stored one while the schedule is the one it was computed with; after an
+    edit, the first time the new schedule gives after the last digest
+    (``next_after(last, last)``, ``Schedule.next_after``), which may be now; never sent: None
+    (the first digest goes with the first alert)."""
+    if stored_due is None or stored_schedule in (None, schedule):
+        return stored_due
+    return next_after(last_sent, last_sent) if last_sent is not None else None
+
+
+def reschedule_after_cut(decision: DigestDecision, *, cut: int, ever_sent: bool) -> bool:
+    """Whether the next due time moves after a cut of ``cut`` digests: as ``digest_due`` said,
+    except that a watchlist that never sent a digest keeps waiting for its first alert (an
+    empty first cycle does not use up the first period)."""
+    return decision.reschedule and (cut > 0 or ever_sent)
 
 
 def urgent_pending(*, all_urgent: bool, urgent_terms: Collection[str],

@@ -124,6 +124,8 @@ class Service:
         self.renderer = _renderer(settings)
         self.stopping = threading.Event()
         self._pruned_at: datetime | None = None
+        self.last_cut = 0  # digests cut by the last cycle
+        self.last_relay = RelayReport()  # and what its relay did
 
     def close(self) -> None:
         self.fetcher.close()
@@ -298,11 +300,19 @@ class Service:
             now = self.clock()
             schedule = parse_schedule(wl.schedule, wl.timezone)
             quiet = parse_quiet_hours(wl.quiet_hours, wl.timezone) if wl.quiet_hours else None
+            key = f"{wl.schedule} ({wl.timezone})"
             with self.sessions.begin() as session:
                 state = outbox.watchlist_state(session, wl.name, lock=True)
+                last = state.last_digest_at if state else None
+                stored = state.next_digest_at if state else None
+                due_at = decide.current_due(
+                    stored_due=stored, stored_schedule=state.schedule if state else None,
+                    schedule=key, last_sent=last, next_after=schedule.next_after)
+                if due_at != stored:  # the schedule was edited: its due time follows
+                    outbox.set_watchlist_state(session, wl.name, due_at, None, key)
                 decision = decide.digest_due(
-                    due_at=state.next_digest_at if state is not None else None, now=now,
-                    force=force, urgent=self._urgent_pending(session, wl),
+                    due_at=due_at, now=now, force=force,
+                    urgent=self._urgent_pending(session, wl),
                     quiet_now=quiet is not None and quiet.active(now))
                 if not decision.cut:
                     continue
@@ -311,10 +321,9 @@ class Service:
                 count = sum(self._cut_one(session, wl.name, ch, now, notices) for ch in
                             self.channels.get(wl.name, []))
                 made += count
-                if decision.reschedule:
-                    last = state.last_digest_at if state else None
+                if decide.reschedule_after_cut(decision, cut=count, ever_sent=last is not None):
                     outbox.set_watchlist_state(session, wl.name, schedule.next_after(now, last),
-                                               now if count else None)
+                                               now if count else None, key)
         return made
 
     def _urgent_pending(self, session: Session, wl: WatchlistSettings) -> bool:
@@ -492,9 +501,10 @@ class Service:
     def cycle(self, *, ignore_schedule: bool = False,
               progress: Callable[[int], None] | None = None) -> list[FeedResult]:
         results = self.poll(ignore_schedule=ignore_schedule, progress=progress)
+        self.last_cut, self.last_relay = 0, RelayReport()
         if not self.stopping.is_set():
-            self.cut_digests()
-            self.relay()
+            self.last_cut = self.cut_digests()
+            self.last_relay = self.relay()
         if not self.stopping.is_set() and self.settings.retention.after and (
                 self._pruned_at is None or self.clock() - self._pruned_at > PRUNE_EVERY):
             self.prune()

@@ -134,3 +134,33 @@ def test_delivery_retry_doubles_from_a_minute_to_an_hour_or_follows_the_server()
     assert decide.delivery_retry(1, 30) == 30
     assert decide.delivery_retry(1, 10**9) == 86400  # Retry-After is clamped to a day
     assert decide.delivery_retry(3, 0) == 240
+
+
+def test_an_edited_schedule_moves_the_due_time_from_the_last_digest() -> None:
+    from monitor.schedule import parse_schedule
+
+    every_minute = parse_schedule("every 1m")
+    stored = NOW + timedelta(minutes=50)  # as the old hourly schedule said
+    unchanged = decide.current_due(stored_due=stored, stored_schedule="hourly (UTC)",
+                                   schedule="hourly (UTC)", last_sent=NOW - timedelta(minutes=10),
+                                   next_after=every_minute.next_after)
+    assert unchanged == stored
+    edited = decide.current_due(stored_due=stored, stored_schedule="hourly (UTC)",
+                                schedule="every 1m (UTC)", last_sent=NOW - timedelta(minutes=10),
+                                next_after=every_minute.next_after)
+    assert edited == NOW - timedelta(minutes=9)  # overdue under the new schedule: due now
+    legacy = decide.current_due(stored_due=stored, stored_schedule=None, schedule="x",
+                                last_sent=None, next_after=every_minute.next_after)
+    assert legacy == stored
+    never_sent = decide.current_due(stored_due=stored, stored_schedule="hourly (UTC)",
+                                    schedule="daily 07:00 (UTC)", last_sent=None,
+                                    next_after=every_minute.next_after)
+    assert never_sent is None
+
+
+def test_an_empty_first_cut_keeps_the_first_digest_waiting_for_its_first_alert() -> None:
+    first = decide.digest_due(due_at=None, now=NOW, force=False, urgent=False, quiet_now=False)
+    assert not decide.reschedule_after_cut(first, cut=0, ever_sent=False)
+    assert decide.reschedule_after_cut(first, cut=2, ever_sent=False)
+    later = decide.digest_due(due_at=NOW, now=NOW, force=False, urgent=False, quiet_now=False)
+    assert decide.reschedule_after_cut(later, cut=0, ever_sent=True)

@@ -214,3 +214,106 @@ def test_a_story_alerts_once_per_channel_even_when_a_channel_came_later(
         assert [a.duplicate_of_id for a in stored] == [None, stored[0].id, stored[0].id]
         alerts = sorted((a.channel, a.article_id) for a in s.scalars(select(Alert)))
     assert alerts == [("email", stored[0].id), ("slack", stored[1].id)]
+
+
+def _wagner_items(web: Web, n: int) -> list[tuple[str, str, str]]:
+    """``n`` different matching stories, each with its page on ``web``."""
+    import random
+
+    places = ["Gao", "Kidal", "Menaka", "Timbuktu", "Mopti", "Segou"]
+    words = ["convoy", "river", "market", "governor", "drought", "harvest", "bridge", "airport",
+             "council", "school", "clinic", "border", "patrol", "election", "court", "cattle"]
+    items = []
+    for i in range(n):
+        rng = random.Random(i)
+        body = f"Wagner Group fighters reached {places[i]}. " + " ".join(
+            " ".join(rng.sample(words, 8)) + "." for _ in range(8))
+        web.routes[f"/w/{i}"] = Route(200, page(f"Wagner in {places[i]}", body),
+                                      {"Content-Type": "text/html"})
+        items.append((f"Wagner in {places[i]}", web.url(f"/w/{i}"), body[:80]))
+    return items
+
+
+def _feed(web: Web, items: list[tuple[str, str, str]]) -> None:
+    web.routes["/rss.xml"] = Route(200, rss(items), {"Content-Type": "application/rss+xml"})
+
+
+def test_an_empty_first_cycle_does_not_use_up_the_first_digest(
+        tmp_path: Path, web: Web, smtp: tuple[Mailbox, int],
+        services: Callable[..., Any]) -> None:
+    from tests.conftest import Clock
+
+    box, port = smtp
+    _feed(web, [])
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=[web.url("/rss.xml")], smtp_port=port, slack_url=None,
+                       allowed=[f"127.0.0.1:{web.port}"], seeds=False,
+                       watchlist='schedule = "daily 07:00"', extra="[poll]\ninterval = 60\n")
+    clock = Clock()
+    svc = services(cfg, clock)
+    svc.cycle()  # nothing yet
+    assert box.messages == []
+    _feed(web, _wagner_items(web, 4))
+    clock.now += timedelta(minutes=5)
+    svc.cycle()
+    assert len(box.messages) == 1  # the first digest goes with the first alerts
+    assert "4 new articles" in str(box.messages[0]["Subject"])
+
+
+def test_an_edited_schedule_or_interval_applies_at_once(
+        tmp_path: Path, web: Web, smtp: tuple[Mailbox, int],
+        services: Callable[..., Any]) -> None:
+    from tests.conftest import Clock
+
+    box, port = smtp
+    items = _wagner_items(web, 3)
+    _feed(web, items[:1])
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+
+    def config(schedule: str, interval: int) -> Path:
+        return write_config(tmp_path / f"m-{interval}.toml", db_url=db,
+                            feeds=[web.url("/rss.xml")], smtp_port=port, slack_url=None,
+                            allowed=[f"127.0.0.1:{web.port}"], seeds=False,
+                            watchlist=f'schedule = "{schedule}"',
+                            extra=f"[poll]\ninterval = {interval}\n")
+
+    clock = Clock()  # 09:00
+    hourly = services(config("hourly", 3600), clock)
+    hourly.cycle()
+    assert len(box.messages) == 1 and web.hits("/rss.xml") == 1  # the first digest, at once
+    _feed(web, items[:2])
+    clock.now += timedelta(minutes=10)
+    hourly.cycle()
+    assert len(box.messages) == 1 and web.hits("/rss.xml") == 1  # feed and digest not due
+    # edited: every minute, feeds every 5 minutes (a reload or a restart: a new Service)
+    fast = services(config("every 1m", 300), clock)
+    clock.now += timedelta(minutes=1)
+    fast.cycle()
+    assert web.hits("/rss.xml") == 2  # checked 11 minutes ago: due under the new interval
+    assert len(box.messages) == 2  # the digest follows the new schedule, not the old hour
+    body = box.messages[1].get_body(("plain",))
+    assert body is not None and "Wagner in Kidal" in body.get_content()
+
+
+def test_once_ends_with_a_summary_and_status_shows_each_watchlists_digest_state(
+        tmp_path: Path, newsroom: Web, smtp: tuple[Mailbox, int],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    box, port = smtp
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=[newsroom.url("/rss.xml"), newsroom.url("/missing.xml")],
+                       smtp_port=port, slack_url=None, allowed=[f"127.0.0.1:{newsroom.port}"],
+                       watchlist='schedule = "hourly"')
+    cfg.write_text(cfg.read_text().replace('channels = ["email"]', 'channels = ["email", "slack"]'))
+    assert main(["--config", str(cfg), "once"]) == 0
+    out, err = capsys.readouterr()
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("once: 2 feeds (1 ok, 1 failed), ") and "1 digest cut: 1 sent, " \
+        "0 to retry, 0 failed for good" in last, last
+    assert len(box.messages) == 1
+    failed = newsroom.url("/missing.xml")
+    assert (out + err).count(failed) == 1  # each failure once: its line, not also the log's
+    assert main(["--config", str(cfg), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "Watchlists:\n  sahel: next digest " in out and "0 alerts pending (hourly, UTC)" in out
+    assert "sahel / slack: off ([channels.slack] is not configured)" in out
+    assert "Queued deliveries" not in out and "Failed deliveries (0):" in out

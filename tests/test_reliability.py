@@ -940,7 +940,9 @@ def test_ingestion_over_every_corpus_feed(
 def test_a_document_over_the_worker_memory_limit_fails_alone() -> None:
     from monitor.work import DocumentWorkers, ExtractFailed
 
-    workers = DocumentWorkers(processes=1, timeout=30, memory_mib=256)
+    # a deadline well past the time a loaded machine needs to fill 256 MiB: the memory limit,
+    # not the deadline, is what must stop this document
+    workers = DocumentWorkers(processes=1, timeout=120, memory_mib=256)
     try:
         with pytest.raises(ExtractFailed, match=r"memory limit|process died"):
             workers.extract(POISON_PAGE, "http://x.example/")

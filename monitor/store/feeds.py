@@ -47,6 +47,10 @@ def sync_feeds(session: Session, feeds: Iterable[tuple[str, str | None, float]],
                              next_check_at=now, created_at=now, error_count=0,
                              entries_total=0))
         else:
+            if interval != row.interval_seconds and row.error_count == 0 and \
+                    row.last_checked_at is not None and row.next_check_at is not None:
+                # an edited interval applies now: due one new interval after the last check
+                row.next_check_at = max(row.last_checked_at + timedelta(seconds=interval), now)
             row.name, row.interval_seconds = name, interval
             if not row.active:
                 row.active, row.next_check_at = True, now

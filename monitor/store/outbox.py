@@ -207,13 +207,17 @@ def watchlist_state(session: Session, watchlist: str, *, lock: bool = False
     return session.scalar(query)
 
 
-def set_watchlist_state(session: Session, watchlist: str, next_digest_at: datetime,
-                        last_digest_at: datetime | None) -> None:
+def set_watchlist_state(session: Session, watchlist: str, next_digest_at: datetime | None,
+                        last_digest_at: datetime | None, schedule: str | None = None) -> None:
+    """Store the next due time (None: due at the first alert), the time of the last digest
+    (None: unchanged) and the schedule the due time follows."""
     row = session.get(WatchlistState, watchlist)
     if row is None:
         session.add(WatchlistState(watchlist=watchlist, next_digest_at=next_digest_at,
-                                   last_digest_at=last_digest_at))
+                                   last_digest_at=last_digest_at, schedule=schedule))
     else:
         row.next_digest_at = next_digest_at
         if last_digest_at is not None:
             row.last_digest_at = last_digest_at
+        if schedule is not None:
+            row.schedule = schedule

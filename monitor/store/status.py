@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from monitor.store import feeds as feed_store
 from monitor.store import outbox
-from monitor.store.tables import Alert, Article, Digest, Feed, Match
+from monitor.store.tables import Alert, Article, Digest, Feed, Match, WatchlistState
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Status:
     failed: list[Digest]  # failed for good
     incomplete: list[Digest]  # sent, but a part was refused (an SMTP recipient)
     unsent: list[Digest]  # queued or being sent
+    next_due: dict[str, datetime | None]  # watchlist -> its next scheduled digest (stored)
+    pending: dict[tuple[str, str], int]  # (watchlist, channel) -> alerts waiting for a digest
 
 
 def read(session: Session) -> Status:
@@ -40,9 +42,14 @@ def read(session: Session) -> Status:
                                              .where(Alert.digest_id.is_(None))) or 0),
         "digests unsent": len(unsent),
     }
+    pending = session.execute(select(Alert.watchlist, Alert.channel, func.count())
+                              .where(Alert.digest_id.is_(None))
+                              .group_by(Alert.watchlist, Alert.channel)).all()
     return Status(feed_store.all_feeds(session), counts, outbox.last_sent(session),
                   outbox.failed_digests(session),
-                  [d for d in outbox.delivery_troubles(session) if d.status == "sent"], unsent)
+                  [d for d in outbox.delivery_troubles(session) if d.status == "sent"], unsent,
+                  {w.watchlist: w.next_digest_at for w in session.scalars(select(WatchlistState))},
+                  {(w, c): int(n) for w, c, n in pending})
 
 
 @dataclass(frozen=True)

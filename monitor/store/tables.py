@@ -202,3 +202,5 @@ class WatchlistState(Base):
     watchlist: Mapped[str] = mapped_column(String(200), primary_key=True)
     next_digest_at: Mapped[datetime | None]
     last_digest_at: Mapped[datetime | None]
+    # the schedule (and timezone) next_digest_at was computed with; NULL before 0006
+    schedule: Mapped[str | None] = mapped_column(String(300))
