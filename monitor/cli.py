@@ -103,6 +103,18 @@ def _parser() -> argparse.ArgumentParser:
                           "('30d', '12h'); default: all")
     backfill.add_argument("--alert", action="store_true",
                           help="also queue the new matches for the next digests")
+    sub.add_parser("watchlists", parents=[common], help="list the watchlists",
+                   description="Each watchlist: what it looks for, its channels and schedule, "
+                   "and the file it comes from.")
+    test = sub.add_parser("test-channel", parents=[common],
+                          help="send a test message through a channel",
+                          description="Send a short test message through a configured channel "
+                          "(email, slack or apprise), to the recipients, webhook or URLs of a "
+                          "watchlist; nothing is stored.")
+    test.add_argument("channel", help="email, slack or apprise")
+    test.add_argument("--watchlist", metavar="NAME",
+                      help="whose recipients, webhook or URLs (default: the first that uses "
+                      "the channel)")
     return parser
 
 

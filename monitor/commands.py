@@ -53,12 +53,42 @@ def cmd_check(settings: config.Settings, _args: argparse.Namespace) -> int:
           f"watchlists; channels: {channels})")
     for warning in term_warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
+    for refused in _refused_feeds(settings):
+        print(f"warning: {refused}", file=sys.stderr)
     for w in settings.watchlists:
         off = [c for c in w.channels if c not in settings.channels_of(w)]
         if off:
             print(f"note: watchlist {w.name!r}: channel {', '.join(off)} not configured; "
                   "its alerts are not queued until it is")
     return 0
+
+
+def _refused_feeds(settings: config.Settings) -> list[str]:
+    """Feeds on an internal address (an IP literal, localhost) the fetcher will refuse as the
+    config stands; names are not resolved here."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    from monitor.guard import AddressPolicy, is_internal
+
+    policy = AddressPolicy.from_settings(settings.fetch.allow_private_addresses,
+                                         settings.fetch.allowed_hosts)
+    out = []
+    for i, feed in enumerate(settings.feeds):
+        parts = urlsplit(feed.url)
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            internal = host in ("localhost", "localhost.") or is_internal(
+                ipaddress.ip_address(host))
+        except ValueError:
+            continue  # a name: resolved when fetched
+        if internal and not policy.host_opened(host, port):
+            shown = f"[{host}]" if ":" in host else host
+            out.append(f"{settings.source}: feeds[{i}].url: {shown} is an internal address, "
+                       f"refused when fetched; open it with fetch.allowed_hosts = "
+                       f"[\"{shown}:{port}\"] (or fetch.allow_private_addresses = true)")
+    return out
 
 
 def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
@@ -462,8 +492,64 @@ def cmd_search(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 
+def cmd_watchlists(settings: config.Settings, _args: argparse.Namespace) -> int:
+    if not settings.watchlists:
+        print("no watchlists: add [[watchlists]] or watchlist_files to the config")
+    for w in settings.watchlists:
+        active = settings.channels_of(w)
+        channels = ", ".join(c if c in active else f"{c} (off)" for c in w.channels) or "none"
+        aliases = sum(len(e.aliases) for e in w.entities)
+        print(f"{w.name}: {_count(len(w.terms), 'term')}, "
+              f"{_count(len(w.entities), 'entity', 'entities')} "
+              f"({_count(aliases, 'alias', 'aliases')}), {_count(len(w.rules), 'rule')}, "
+              f"{_count(len(w.guards), 'guard')}; channels: {channels}; schedule: {w.schedule} "
+              f"({w.timezone}){'; urgent' if w.urgent else ''}")
+        print(f"    from {w.source.partition('#')[0] or settings.source}")
+    return 0
+
+
+def cmd_test_channel(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Send a test message through one channel, as a digest would go; nothing is stored."""
+    import html
+    import json
+    import socket
+
+    from monitor import notify
+    from monitor.digest import message_id
+    from monitor.errors import DeliveryError
+    from monitor.store.outbox import DigestJob
+
+    if args.channel not in config.CHANNEL_NAMES:
+        raise UsageError(f"no channel {args.channel!r}: use {', '.join(config.CHANNEL_NAMES)}")
+    if args.channel not in settings.active_channels():
+        raise UsageError(f"[channels.{args.channel}] is not configured in {settings.source}")
+    users = [w.name for w in settings.watchlists if args.channel in settings.channels_of(w)]
+    name = args.watchlist or (users[0] if users else None)
+    if name is None:
+        raise UsageError(f"no watchlist uses {args.channel}: name one with --watchlist")
+    _watchlists(settings, name)  # a usage error when there is no such watchlist
+    now = datetime.now(UTC)
+    text = (f"This is a test message from monitor on {socket.gethostname()}, for the "
+            f"watchlist {name!r} on {args.channel}, sent {now:%Y-%m-%d %H:%M} UTC. If you "
+            f"read it, the channel works; digests will come the same way.")
+    domain = settings.channels.email.sender.rpartition("@")[2].strip(">") or "monitor.invalid"
+    job = DigestJob(0, name, args.channel, f"[monitor] test message ({name})", text,
+                    f"<p>{html.escape(text)}</p>", json.dumps([{"text": text}]),
+                    message_id(int(now.timestamp()), name, f"test-{args.channel}", domain), 1, 0)
+    try:
+        warning = notify.sender(args.channel, settings, name, lambda: now).send(job,
+                                                                               lambda _n: None)
+    except DeliveryError as e:
+        print(f"test message on {args.channel} ({name}) failed: {redact(str(e))}")
+        return 1
+    print(f"test message sent on {args.channel} ({name})"
+          + (f"; {redact(warning)}" if warning else ""))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
     "run": cmd_run, "once": cmd_once, "digest": cmd_digest, "check": cmd_check,
     "status": cmd_status, "explain": cmd_explain, "backfill": cmd_backfill,
     "health": cmd_health, "prune": cmd_prune, "feeds": cmd_feeds, "search": cmd_search,
+    "watchlists": cmd_watchlists, "test-channel": cmd_test_channel,
 }

@@ -790,8 +790,12 @@ def _validation_problems(e: ValidationError, file_of: Any) -> list[ConfigProblem
 
 
 def load(path: str | os.PathLike[str] | None = None,
-         env: Mapping[str, str] | None = None) -> Settings:
-    """Read, expand and validate the config; raise ConfigError listing every problem."""
+         env: Mapping[str, str] | None = None, *, empty_globs: bool = False) -> Settings:
+    """Read, expand and validate the config; raise ConfigError listing every problem.
+
+    A ``watchlist_files`` glob that matches nothing is a mistake at start-up and in ``check``;
+    a reload passes ``empty_globs`` (its files may be gone for a moment, or removed on
+    purpose: the reloader decides)."""
     env = os.environ if env is None else env
     if path is None:
         path = env.get("MONITOR_CONFIG") or DEFAULT_CONFIG
@@ -820,9 +824,10 @@ def load(path: str | os.PathLike[str] | None = None,
                 continue
             full = pattern if os.path.isabs(pattern) else str(base_dir / pattern)
             matched = sorted(glob.glob(full))
-            if not matched and not glob.has_magic(pattern):
+            if not matched and not (empty_globs and glob.has_magic(pattern)):
                 problems.append(ConfigProblem(file, f"watchlist_files[{i}]",
-                                              f"no such file: {full}"))
+                                              f"no file matches {full}" if glob.has_magic(pattern)
+                                              else f"no such file: {full}"))
             for wfile in matched:
                 wraw = _read_toml(Path(wfile), problems)
                 if wraw is None:

@@ -75,7 +75,7 @@ class Reloader:
                  load: Callable[[Path], Settings] | None = None) -> None:
         self.path = Path(path)
         self.env = env
-        self._load = load or (lambda p: config.load(p, env=self.env))
+        self._load = load or (lambda p: config.load(p, env=self.env, empty_globs=True))
         self.settings = settings
         self._stamp = stamp(self.path, settings, env)
         self.requested = threading.Event()  # set by SIGHUP

@@ -31,8 +31,8 @@ MAX_DURATION = timedelta(days=366)
 
 
 def parse_duration(value: str | int | float, maximum: timedelta = MAX_DURATION) -> timedelta:
-    """``"90s"``, ``"30m"``, ``"2h"``, ``"1d"`` or a number of seconds; positive, finite and at
-    most ``maximum`` (so no date computed from it can overflow)."""
+    """``"90s"``, ``"30m"``, ``"2h"``, ``"1d"`` or a number (not a string) of seconds; positive,
+    finite and at most ``maximum`` (so no date computed from it can overflow)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected a duration such as '30m', got {value!r}")
     if isinstance(value, int | float):
@@ -41,6 +41,10 @@ def parse_duration(value: str | int | float, maximum: timedelta = MAX_DURATION) 
         found = _DURATION.match(value)
         if not found:
             raise ValueError(f"expected a duration such as '90s', '30m' or '2h', got {value!r}")
+        if found.group(2) is None:  # "30": seconds or minutes? say so rather than guess
+            raise ValueError(f"{value!r} has no unit: write '{found.group(1)}s', "
+                             f"'{found.group(1)}m' or '{found.group(1)}h' (a number without "
+                             f"quotes counts as seconds)")
         seconds = float(found.group(1)) * _UNITS[found.group(2)]
     if not math.isfinite(seconds):
         raise ValueError(f"expected a finite duration such as '30m', got {value!r}")
@@ -89,7 +93,10 @@ def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:
     kind = words[0].lower() if words else ""
     rest = words[1].strip() if len(words) > 1 else ""
     if kind == "every":
-        return Schedule(text, None, parse_duration(rest))
+        try:
+            return Schedule(text, None, parse_duration(rest))
+        except ValueError as e:
+            raise ValueError(f"{e}; a schedule is {_SCHEDULES}") from None
     if kind == "hourly" and not rest:
         return Schedule(text, CronTrigger(minute=0, timezone=tz), None)
     if kind == "daily":
@@ -100,9 +107,10 @@ def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:
             return Schedule(text, CronTrigger.from_crontab(rest, timezone=tz), None)
         except ValueError as e:
             raise ValueError(f"bad crontab {rest!r}: {e}") from e
-    raise ValueError(
-        f"unknown schedule {text!r}; use 'every 30m', 'hourly', 'daily 07:00' or 'cron 0 7 * * *'"
-    )
+    raise ValueError(f"unknown schedule {text!r}; use {_SCHEDULES}")
+
+
+_SCHEDULES = "'every 30m', 'hourly', 'daily 07:00' (or '07:00, 19:00') or 'cron 0 7 * * 1-5'"
 
 
 def _daily_times(rest: str) -> tuple[str, str]:

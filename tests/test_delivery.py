@@ -11,7 +11,7 @@ import pytest
 from monitor.cli import main
 from monitor.errors import AlreadyRunning
 from monitor.store.db import daemon_lock
-from tests.conftest import Mailbox, Route, Web, free_port, write_config
+from tests.conftest import ROOT, Mailbox, Route, Web, free_port, write_config
 from tests.test_end_to_end import LOREM, page, rss
 
 
@@ -140,3 +140,40 @@ def test_every_configurable_channel_has_a_sender_in_the_registry(tmp_path: Path)
     for channel in config.CHANNEL_NAMES:
         made = notify.sender(channel, settings, "sahel", lambda: datetime.now(UTC))
         assert callable(made.send), channel
+
+
+def test_test_channel_sends_through_email_and_slack_and_says_why_not(
+        tmp_path: Path, smtp: tuple[Mailbox, int], slack: Web,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    box, port = smtp
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=["http://127.0.0.1:9/rss.xml"], smtp_port=port,
+                       slack_url=slack.url("/hook"), allowed=[])
+    assert main(["--config", str(cfg), "test-channel", "email"]) == 0
+    assert "test message sent on email (sahel)" in capsys.readouterr().out
+    [message] = box.messages
+    assert message["Subject"] == "[monitor] test message (sahel)"
+    assert message["To"] == "analyst@example.org"
+    assert main(["--config", str(cfg), "test-channel", "slack"]) == 0
+    [posted] = slack.posts("/hook")
+    assert "test message from monitor" in str(posted["text"])
+    assert main(["--config", str(cfg), "test-channel", "apprise"]) == 2
+    assert "[channels.apprise] is not configured" in capsys.readouterr().err
+    slack.routes["/hook"] = Route(404, b"no_team")
+    assert main(["--config", str(cfg), "test-channel", "slack"]) == 1
+    assert "test message on slack (sahel) failed: " in capsys.readouterr().out
+    assert len(box.messages) == 1  # nothing else went out, nothing was stored
+    assert main(["--config", str(cfg), "status"]) == 0
+    assert "digests unsent 0" in capsys.readouterr().out
+
+
+def test_watchlists_lists_each_with_what_it_looks_for(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    assert main(["--config", str(ROOT / "config" / "monitor.toml"), "watchlists"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("sahel: ") and " entities (" in out[0] and "schedule: " in out[0]
+    assert out[1].strip() == f"from {ROOT / 'config' / 'watchlists' / 'sahel.toml'}"

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from monitor import config
 from monitor.cli import main
 from monitor.config import EmailChannel
 from monitor.errors import DeliveryError, PermanentDeliveryError
@@ -494,3 +495,48 @@ def test_check_names_the_bad_value_and_suggests_the_key_or_value_meant(
     assert any("channels[1]: 'slak' is not allowed" in e and "did you mean 'slack'?" in e
                for e in err)
     assert any("digest.snippet_chars:" in e and "got 'many'" in e for e in err)
+
+
+def test_check_refuses_unitless_durations_and_empty_globs_and_hints_at_schedules(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=["http://127.0.0.1:9/rss.xml"], smtp_port=None, slack_url=None,
+                       allowed=[], watchlist='schedule = "every hour"',
+                       extra='[poll]\ninterval = "30"\n')
+    cfg.write_text('watchlist_files = ["desks/*.toml"]\n' + cfg.read_text())
+    assert main(["--config", str(cfg), "check"]) == 2
+    err = capsys.readouterr().err
+    assert "poll.interval: '30' has no unit: write '30s', '30m' or '30h'" in err
+    assert "watchlists[0]: schedule: " in err and "'hourly', 'daily 07:00'" in err
+    assert f"watchlist_files[0]: no file matches {tmp_path / 'desks' / '*.toml'}" in err
+
+
+def test_check_warns_about_a_feed_the_fetcher_will_refuse(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=["http://127.0.0.1:8080/rss.xml", "http://[::1]/a.xml",
+                              "http://10.1.2.3/b.xml", "https://news.example/c.xml"],
+                       smtp_port=None, slack_url=None, allowed=["10.1.2.3"])
+    assert main(["--config", str(cfg), "check"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines()
+              if line.startswith("warning:")]
+    assert warned == [
+        f"warning: {cfg}: feeds[0].url: 127.0.0.1 is an internal address, refused when "
+        'fetched; open it with fetch.allowed_hosts = ["127.0.0.1:8080"] (or '
+        "fetch.allow_private_addresses = true)",
+        f"warning: {cfg}: feeds[1].url: [::1] is an internal address, refused when fetched; "
+        'open it with fetch.allowed_hosts = ["[::1]:80"] (or fetch.allow_private_addresses = '
+        "true)"]
+
+
+def test_an_empty_glob_is_refused_at_start_but_a_reload_holds_or_applies_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "desks").mkdir()
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=["https://news.example/rss.xml"], smtp_port=None, slack_url=None,
+                       allowed=[])
+    cfg.write_text('watchlist_files = ["desks/*.toml"]\n' + cfg.read_text())
+    assert main(["--config", str(cfg), "check"]) == 2
+    assert "watchlist_files[0]: no file matches" in capsys.readouterr().err
+    assert main(["--config", str(cfg), "once"]) == 2  # the daemon does not start either
+    assert [w.name for w in config.load(cfg, empty_globs=True).watchlists] == ["sahel"]

@@ -138,7 +138,7 @@ def test_check_warns_about_stop_word_terms_and_still_passes(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
                        feeds=["http://127.0.0.1:9/rss.xml"], smtp_port=None, slack_url=None,
-                       allowed=[], seeds=False, terms=("Wagner", "the", "a", "Le"),
+                       allowed=["127.0.0.1:9"], seeds=False, terms=("Wagner", "the", "a", "Le"),
                        watchlist='[[watchlists.entities]]\nname = "United States"\n'
                                  'aliases = [{ text = "US", capitalised = true }, "us"]')
     assert main(["--config", str(cfg), "check"]) == 0
