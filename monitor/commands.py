@@ -320,7 +320,55 @@ def cmd_explain(settings: config.Settings, args: argparse.Namespace) -> int:
         print(f"{name}:")
         for line in report[name]:
             print(f"  {line}")
+        if args.article is not None:
+            for line in _delivery_story(settings, args.article, name):
+                print(f"  {line}")
     return 0 if any(report[n][0].startswith("MATCH") for n in names) else 1
+
+
+def _delivery_story(settings: config.Settings, article_id: int, watchlist: str) -> list[str]:
+    """Why a stored article was alerted on each channel of a watchlist, or why not."""
+    from monitor.store import articles, db
+
+    engine, sessions = db.open_database(settings.storage.url)
+    try:
+        with sessions() as session:
+            fate = articles.fate(session, article_id, watchlist)
+    finally:
+        engine.dispose()
+    lines = []
+    if fate.root_id != article_id:
+        what = f"seed {fate.seed_path}" if fate.seed_path else f"article {fate.root_id}"
+        lines.append(f"a copy of {what} ({fate.root_title!r})"
+                     + ("; a copy of a seed or of a pruned article is never alerted"
+                        if fate.root_known else ""))
+    if not fate.matched:
+        lines.append("no match of this watchlist was stored for it (it did not match when it "
+                     "arrived; monitor backfill --alert queues what matches now)")
+    w = next(w for w in settings.watchlists if w.name == watchlist)
+    active = settings.channels_of(w)
+    for channel in w.channels:
+        mine = [a for a in fate.alerts if a.channel == channel and a.article_id == article_id]
+        story = [a for a in fate.alerts if a.channel == channel and a.article_id != article_id]
+        if mine:
+            a = mine[0]
+            state = "waiting for the next digest" if a.digest_id is None else \
+                f"in digest {a.digest_id}, {a.status}" + (f" {_when(a.sent_at)}" if a.sent_at
+                                                         else "")
+            lines.append(f"{channel}: alerted, {state}")
+        elif channel not in active:
+            lines.append(f"{channel}: not alerted: [channels.{channel}] is not configured")
+        elif fate.root_known:
+            lines.append(f"{channel}: not alerted: its story was known before (seed or pruned)")
+        elif story:
+            a = story[0]
+            lines.append(f"{channel}: not alerted: its story went out with article "
+                         f"{a.article_id}" + (f" (digest {a.digest_id})" if a.digest_id else "")
+                         + "; it shows there as \"also in\"")
+        elif fate.matched:
+            lines.append(f"{channel}: not alerted: the channel was off when it arrived "
+                         f"(monitor backfill --alert queues it)")
+    return ["delivery: " + line for line in lines]
 
 
 def _stored_article(settings: config.Settings, article_id: int) -> tuple[str, str]:

@@ -317,3 +317,43 @@ def test_once_ends_with_a_summary_and_status_shows_each_watchlists_digest_state(
     assert "Watchlists:\n  sahel: next digest " in out and "0 alerts pending (hourly, UTC)" in out
     assert "sahel / slack: off ([channels.slack] is not configured)" in out
     assert "Queued deliveries" not in out and "Failed deliveries (0):" in out
+
+
+def test_explain_article_says_why_each_channel_was_alerted_or_not(
+        tmp_path: Path, web: Web, smtp: tuple[Mailbox, int],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy import select
+
+    from monitor import config
+    from monitor.store import db
+    from monitor.store.tables import Article
+
+    story = ("Russian mercenaries of the Wagner Group arrived in Timbuktu on Monday, local "
+             "officials said, taking over the camp that French soldiers left last year. " + LOREM)
+    items = [("Wagner in Timbuktu", web.url("/a/0"), story),
+             ("Wagner reach Timbuktu", web.url("/a/1"), story.replace("Monday", "Monday night"))]
+    for title, link, body in items:
+        web.routes[link.split(str(web.port), 1)[1]] = Route(200, page(title, body),
+                                                            {"Content-Type": "text/html"})
+    _feed(web, items)
+    _box, port = smtp
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=[web.url("/rss.xml")], smtp_port=port, slack_url=None,
+                       allowed=[f"127.0.0.1:{web.port}"], seeds=False)
+    cfg.write_text(cfg.read_text().replace('channels = ["email"]', 'channels = ["email", "slack"]'))
+    assert main(["--config", str(cfg), "once"]) == 0
+    engine, sessions = db.open_database(config.load(cfg).storage.url)
+    with sessions() as s:
+        original, copy = s.scalars(select(Article).order_by(Article.id)).all()
+    engine.dispose()
+    assert copy.duplicate_of_id == original.id
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "explain", "--article", str(original.id)]) == 0
+    out = capsys.readouterr().out
+    assert "delivery: email: alerted, in digest 1, sent " in out
+    assert "delivery: slack: not alerted: [channels.slack] is not configured" in out
+    assert main(["--config", str(cfg), "explain", "--article", str(copy.id)]) == 0
+    out = capsys.readouterr().out
+    assert f"delivery: a copy of article {original.id} ({original.title!r})" in out
+    assert f"delivery: email: not alerted: its story went out with article {original.id} " \
+           "(digest 1)" in out

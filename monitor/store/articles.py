@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from monitor.dedup import Candidate
 from monitor.match import WatchlistMatch
-from monitor.store.tables import Alert, Article, FeedEntry, Match, Shingle
+from monitor.store.tables import Alert, Article, Digest, FeedEntry, Match, Shingle
 
 _ARTICLES_LOCK = 7_243_001
 
@@ -253,3 +254,43 @@ def count_kept(session: Session, since: datetime | None) -> int:
 def match_of(session: Session, watchlist: str, article_id: int) -> Match | None:
     return session.scalar(select(Match).where(Match.watchlist == watchlist,
                                               Match.article_id == article_id))
+
+
+# -- why an article was (not) alerted, for explain --article -----------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    channel: str
+    article_id: int  # the article alerted (this one, or another of its story)
+    digest_id: int | None  # None: waiting for the next digest
+    status: str  # the digest's status: queued | sending | sent | failed ("pending": no digest)
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Fate:
+    root_id: int  # the original of its story (itself when it is one)
+    root_title: str
+    root_known: bool  # a seed, or pruned: its copies are never alerted
+    seed_path: str | None
+    matched: bool  # a match of the watchlist is stored for it
+    alerts: list[Sent]  # of this article and of the others of its story
+
+
+def fate(session: Session, article_id: int, watchlist: str) -> Fate:
+    """What became of a stored article on a watchlist: its story's original, its stored match,
+    and every alert of its story on each channel."""
+    root, known = original_of(session, article_id)
+    original = session.get(Article, root)
+    assert original is not None
+    rows = session.execute(
+        select(Alert.channel, Alert.article_id, Alert.digest_id, Digest.status, Digest.sent_at)
+        .join(Article, Article.id == Alert.article_id)
+        .outerjoin(Digest, Digest.id == Alert.digest_id)
+        .where(Alert.watchlist == watchlist,
+               (Article.id == root) | (Article.duplicate_of_id == root))
+        .order_by(Alert.id)).all()
+    return Fate(root, original.title, known, original.seed_path,
+                match_of(session, watchlist, article_id) is not None,
+                [Sent(c, a, d, st or "pending", at) for c, a, d, st, at in rows])
