@@ -563,7 +563,7 @@ def cmd_test_channel(settings: config.Settings, args: argparse.Namespace) -> int
     import socket
 
     from monitor import notify
-    from monitor.digest import message_id
+    from monitor.digest import message_id, sender_domain
     from monitor.errors import DeliveryError
     from monitor.store.outbox import DigestJob
 
@@ -580,7 +580,7 @@ def cmd_test_channel(settings: config.Settings, args: argparse.Namespace) -> int
     text = (f"This is a test message from monitor on {socket.gethostname()}, for the "
             f"watchlist {name!r} on {args.channel}, sent {now:%Y-%m-%d %H:%M} UTC. If you "
             f"read it, the channel works; digests will come the same way.")
-    domain = settings.channels.email.sender.rpartition("@")[2].strip(">") or "monitor.invalid"
+    domain = sender_domain(settings.channels.email.sender)
     job = DigestJob(0, name, args.channel, f"[monitor] test message ({name})", text,
                     f"<p>{html.escape(text)}</p>", json.dumps([{"text": text}]),
                     message_id(int(now.timestamp()), name, f"test-{args.channel}", domain), 1, 0)

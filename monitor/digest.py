@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -120,6 +121,11 @@ def subject_line(template: str, watchlist: str, count: int) -> str:
     except (KeyError, IndexError, ValueError):
         text = f"[monitor] {watchlist}: {count} new"
     return clean(text, 250, single_line=True)
+
+
+def sender_domain(sender: str) -> str:
+    """The domain of a sender address, bare or with a display name ("Desk <d@ex.org>")."""
+    return parseaddr(sender)[1].rpartition("@")[2]
 
 
 def message_id(digest_id: int, watchlist: str, channel: str, domain: str) -> str:

@@ -12,14 +12,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from monitor import decide, notify, seeds
 from monitor.config import Settings, WatchlistSettings
-from monitor.digest import DigestData, Renderer, dumps_slack, message_id
+from monitor.digest import DigestData, Renderer, dumps_slack, message_id, sender_domain
 from monitor.errors import DeliveryError, PermanentDeliveryError, StorageError
 from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, Resolver, system_resolver
@@ -28,7 +27,6 @@ from monitor.pipeline import Context, FeedResult, process_feed
 from monitor.schedule import parse_quiet_hours, parse_schedule
 from monitor.store import db, outbox, retention
 from monitor.store import feeds as feed_store
-from monitor.store import status as status_store
 from monitor.store.outbox import DigestJob
 from monitor.text import clean
 from monitor.urls import redact
@@ -374,7 +372,7 @@ class Service:
         items = outbox.digest_items(session, alert_ids)
         row = outbox.insert_digest(session, watchlist, channel, len(items), now)
         rendered = self.renderer.render(DigestData(watchlist, items, now, notices))
-        domain = parseaddr(self.settings.channels.email.sender)[1].rpartition("@")[2]
+        domain = sender_domain(self.settings.channels.email.sender)
         row.subject, row.body_text, row.body_html = rendered.subject, rendered.text, rendered.html
         row.slack_payload = dumps_slack(rendered.slack)
         row.message_id = message_id(row.id, watchlist, channel, domain)
@@ -523,6 +521,3 @@ class Service:
                      pruned.digests, pruned.alerts)
         return pruned
 
-    def status(self) -> status_store.Status:
-        with self.reads() as session:
-            return status_store.read(session)
