@@ -103,6 +103,16 @@ def _parser() -> argparse.ArgumentParser:
                           "('30d', '12h'); default: all")
     backfill.add_argument("--alert", action="store_true",
                           help="also queue the new matches for the next digests")
+    stories = sub.add_parser(
+        "stories", parents=[common], help="stories: one event across outlets and languages",
+        description="Stories with an article stored in the period, newest activity first, "
+        "each with every article it holds (copies marked). Seed documents are not listed.")
+    stories.add_argument("--since", metavar="AGE", help="the period ('7d', '12h'; default 7d)")
+    stories.add_argument("--watchlist", metavar="NAME",
+                         help="only stories with an article this watchlist matched")
+    stories.add_argument("--json", action="store_true", help="one JSON array (for tools)")
+    stories.add_argument("--limit", type=int, default=500,
+                         help="at most this many stories (default 500)")
     sub.add_parser("watchlists", parents=[common], help="list the watchlists",
                    description="Each watchlist: what it looks for, its channels and schedule, "
                    "and the file it comes from.")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the pipeline is imported by the commands that run it, not b
     from monitor.match import Matcher
     from monitor.service import Preview, Service
     from monitor.store import status as status_store
+    from monitor.store.stories import Listed
     from monitor.store.tables import Feed
 
 log = logging.getLogger("monitor")
@@ -323,6 +324,9 @@ def cmd_explain(settings: config.Settings, args: argparse.Namespace) -> int:
         if args.article is not None:
             for line in _delivery_story(settings, args.article, name):
                 print(f"  {line}")
+    if args.article is not None:
+        for line in _story_lines(settings, args.article):
+            print(line)
     return 0 if any(report[n][0].startswith("MATCH") for n in names) else 1
 
 
@@ -369,6 +373,37 @@ def _delivery_story(settings: config.Settings, article_id: int, watchlist: str) 
             lines.append(f"{channel}: not alerted: the channel was off when it arrived "
                          f"(monitor backfill --alert queues it)")
     return ["delivery: " + line for line in lines]
+
+
+def _story_lines(settings: config.Settings, article_id: int) -> list[str]:
+    """Which story a stored article joined, and why: the stories it was scored against."""
+    from monitor.store import db
+    from monitor.store import stories as story_store
+    from monitor.stories.assign import Weights
+
+    engine, sessions = db.open_database(settings.storage.url)
+    try:
+        with sessions() as session:
+            why = story_store.why(session, article_id)
+    finally:
+        engine.dispose()
+    if why is None or why.story_id is None:
+        return ["story: none (stored before stories existed)"]
+    lines = [f"language: {why.language or 'unknown'}"]
+    head = f"story {why.story_id} ({why.story_title!r})"
+    threshold = Weights().threshold
+    if why.copy_of is not None:
+        lines.append(f"story: {head}, the story of the article it copies ({why.copy_of})")
+    elif why.trace and why.trace[0][0] == why.story_id:
+        lines.append(f"story: joined {head}: score {why.trace[0][1]:.2f}, at least "
+                     f"{threshold:.2f} needed")
+    else:
+        best = f"the nearest scored {why.trace[0][1]:.2f}" if why.trace else \
+            "no story was active near its time"
+        lines.append(f"story: started {head}: {best}, below the {threshold:.2f} needed")
+    for story_id, score, title in why.nearest:
+        lines.append(f"  scored against story {story_id} ({title!r}): {score:.2f}")
+    return lines
 
 
 def _stored_article(settings: config.Settings, article_id: int) -> tuple[str, str]:
@@ -595,9 +630,55 @@ def cmd_test_channel(settings: config.Settings, args: argparse.Namespace) -> int
     return 0
 
 
+def cmd_stories(settings: config.Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from monitor.store import db
+    from monitor.store import stories as story_store
+
+    _watchlists(settings, args.watchlist)
+    since = _since(args.since or "7d")
+    assert since is not None
+    engine, sessions = db.open_database(settings.storage.url, write=False)
+    try:
+        with sessions() as session:
+            listed = story_store.recent(session, since, limit=args.limit,
+                                        watchlist=args.watchlist)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps([_story_json(s) for s in listed], ensure_ascii=False, indent=1))
+        return 0
+    if not listed:
+        print(f"no stories since {since:%Y-%m-%d %H:%M} UTC")
+    for story in listed:
+        outlets = len({a.outlet for a in story.articles})
+        print(f"[{story.id}] {clean(story.title, 200, single_line=True)}")
+        print(f"    {_count(len(story.articles), 'article')}, {_count(outlets, 'outlet')}, "
+              f"{' '.join(story.languages) or 'language unknown'}; "
+              f"{story.first_seen:%Y-%m-%d %H:%M} to {story.last_seen:%Y-%m-%d %H:%M} UTC")
+        for a in story.articles:
+            copy = "  (copy)" if a.copy_of is not None else ""
+            print(f"      {a.language or '??'}  {a.outlet}: "
+                  f"{clean(a.title, 120, single_line=True)}{copy}")
+            print(f"          {redact(a.url)}")
+    return 0
+
+
+def _story_json(story: Listed) -> dict[str, object]:
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+    return {"id": story.id, "title": story.title, "first_seen": when(story.first_seen),
+            "last_seen": when(story.last_seen), "languages": story.languages,
+            "articles": [{"url": a.url, "title": a.title, "outlet": a.outlet,
+                          "language": a.language, "published": when(a.published),
+                          "copy_of": a.copy_of} for a in story.articles]}
+
+
 COMMANDS: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
     "run": cmd_run, "once": cmd_once, "digest": cmd_digest, "check": cmd_check,
     "status": cmd_status, "explain": cmd_explain, "backfill": cmd_backfill,
     "health": cmd_health, "prune": cmd_prune, "feeds": cmd_feeds, "search": cmd_search,
-    "watchlists": cmd_watchlists, "test-channel": cmd_test_channel,
+    "watchlists": cmd_watchlists, "test-channel": cmd_test_channel, "stories": cmd_stories,
 }

@@ -170,7 +170,8 @@ class DocumentSettings(_Section):
         "is killed and replaced (the feed fails, the entry keeps its feed text)."
     )
     memory_limit: Annotated[int, Field(ge=0, le=1_048_576)] = Field(
-        768, description="Address-space limit of each worker process in MiB (0: none)."
+        768, description="Address space each worker process may take in MiB, beyond the "
+        "parsers and story models it starts with (0: no limit)."
     )
 
 

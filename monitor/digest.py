@@ -49,6 +49,8 @@ class Item:
     snippet: str
     also_in: list[Copy] = field(default_factory=list)
     marks: list[tuple[int, int]] = field(default_factory=list)  # matches inside the snippet
+    language: str | None = None
+    story_id: int | None = None
 
     @property
     def host(self) -> str:
@@ -61,11 +63,77 @@ class Item:
 
 
 @dataclass(frozen=True)
+class StoryInfo:
+    """What a digest says of a story beside its alerted articles."""
+
+    title: str
+    languages: list[str]
+    outlets: int  # every outlet that carried it, alerted or not
+    first_reported: datetime | None = None  # in an earlier digest of this channel: an update
+
+
+@dataclass(frozen=True)
+class StoryBlock:
+    """One story in a digest: its alerted articles of this digest (for an update, the new
+    ones), under the story's title."""
+
+    story_id: int | None
+    title: str
+    languages: list[str]
+    outlets: int
+    items: list[Item]
+    first_reported: datetime | None = None
+
+    @property
+    def grouped(self) -> bool:
+        """Shown as a story (a heading over its articles), not as a lone article."""
+        return self.story_id is not None and (
+            len(self.items) > 1 or self.first_reported is not None or self.outlets > 1)
+
+
+def group(items: Sequence[Item], stories: dict[int, StoryInfo]) -> list[StoryBlock]:
+    """The items as story blocks: the story with the most outlets first, then the newest."""
+    blocks: dict[tuple[int, int], list[Item]] = {}  # (story id, 0) or (0, article id)
+    for item in items:
+        key = (item.story_id, 0) if item.story_id in stories and item.story_id is not None \
+            else (0, item.article_id)
+        blocks.setdefault(key, []).append(item)
+    found = []
+    for (story_id, _), members in blocks.items():
+        info = stories.get(story_id)
+        if info is None:
+            first = members[0]
+            found.append(StoryBlock(None, first.title, [first.language] if first.language
+                                    else [], 1 + len(first.also_in), members))
+        else:
+            found.append(StoryBlock(story_id, info.title, info.languages, info.outlets,
+                                    members, info.first_reported))
+
+    def newest(block: StoryBlock) -> float:
+        times = [i.published.timestamp() for i in block.items if i.published is not None]
+        return max(times, default=0.0)
+
+    return sorted(found, key=lambda b: (-b.outlets, -newest(b)))
+
+
+@dataclass(frozen=True)
 class DigestData:
     watchlist: str
     items: list[Item]
     generated_at: datetime
     notices: list[str] = field(default_factory=list)  # for the operator: broken channels, feeds
+    stories: list[StoryBlock] | None = None  # None: each item on its own
+
+    @property
+    def blocks(self) -> list[StoryBlock]:
+        if self.stories is not None:
+            return self.stories
+        return group(self.items, {})
+
+    @property
+    def ordered(self) -> list[Item]:
+        """The items in the order the blocks show them."""
+        return [item for block in self.blocks for item in block.items]
 
 
 @dataclass(frozen=True)
@@ -148,7 +216,8 @@ class Renderer:
         self.subject = subject or "[monitor] {watchlist}: {count} new article{plural}"
 
     def render(self, data: DigestData) -> Rendered:
-        context = {"digest": data, "items": data.items, "count": len(data.items)}
+        context = {"digest": data, "items": data.ordered, "blocks": data.blocks,
+                   "count": len(data.items)}
         return Rendered(
             subject=subject_line(self.subject, data.watchlist, len(data.items)),
             text=self.env.get_template("digest.txt").render(context),
@@ -169,7 +238,16 @@ def _slack_url(link: str) -> str:
     return quote(link, safe=":/?#[]@!$&'()*+,;=%~-._").replace("|", "%7C")
 
 
-def _slack_item(item: Item) -> dict[str, object]:
+def story_heading(block: StoryBlock) -> str:
+    """A story's heading line (without its title): languages, outlets, first report."""
+    parts = [", ".join(block.languages)] if block.languages else []
+    parts.append(f"{block.outlets} outlet{'s' if block.outlets != 1 else ''}")
+    if block.first_reported is not None:
+        parts.append(f"update; first reported {block.first_reported:%Y-%m-%d %H:%M UTC}")
+    return " · ".join(parts)
+
+
+def _slack_item(item: Item, block: StoryBlock | None = None) -> dict[str, object]:
     title = slack_escape(item.title or "(untitled)")
     head = f"*<{slack_escape(_slack_url(item.link))}|{title}>*" if item.link else f"*{title}*"
     meta = " · ".join(p for p in (slack_escape(item.outlet), slack_escape(item.host)) if p)
@@ -178,6 +256,9 @@ def _slack_item(item: Item) -> dict[str, object]:
                       for t, hit in item.segments)
     lines = [head, f"_{meta}_ — matched: {terms}" if meta else f"matched: {terms}",
              f">{' '.join(snippet.split())}"]
+    if block is not None:  # the first article of a story carries the story's heading
+        lines[:0] = [f":newspaper: *Story: {slack_escape(block.title or '(untitled)')}* "
+                     f"({slack_escape(story_heading(block))})"]
     if item.also_in:
         lines.append("also in: " + ", ".join(slack_escape(c.outlet or c.link) for c in
                                                item.also_in))
@@ -188,8 +269,10 @@ def _slack_item(item: Item) -> dict[str, object]:
 
 
 def slack_messages(data: DigestData) -> list[dict[str, object]]:
-    chunks = [data.items[i : i + SLACK_ITEMS_PER_MESSAGE]
-              for i in range(0, len(data.items), SLACK_ITEMS_PER_MESSAGE)] or [[]]
+    heads = {id(b.items[0]): b for b in data.blocks if b.grouped}
+    items = data.ordered
+    chunks = [items[i : i + SLACK_ITEMS_PER_MESSAGE]
+              for i in range(0, len(items), SLACK_ITEMS_PER_MESSAGE)] or [[]]
     messages = []
     for n, chunk in enumerate(chunks, 1):
         part = f" ({n}/{len(chunks)})" if len(chunks) > 1 else ""
@@ -198,7 +281,7 @@ def slack_messages(data: DigestData) -> list[dict[str, object]]:
         blocks: list[dict[str, object]] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": header}}, {"type": "divider"}
         ]
-        blocks.extend(_slack_item(item) for item in chunk)
+        blocks.extend(_slack_item(item, heads.get(id(item))) for item in chunk)
         if n == len(chunks) and data.notices:
             text = "\n".join(f"⚠ {slack_escape(notice)}" for notice in data.notices)
             blocks.append({"type": "context", "elements": [

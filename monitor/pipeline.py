@@ -30,6 +30,7 @@ from monitor.store import feeds as feed_store
 from monitor.store.db import WriteBatch
 from monitor.store.feeds import FeedJob
 from monitor.store.tables import Article
+from monitor.stories.keeper import Stories
 from monitor.urls import redact
 from monitor.work import Analysis, DocumentWorkers, ExtractFailed, analyse
 
@@ -49,6 +50,7 @@ class Context:
     fetcher: Fetcher
     documents: DocumentWorkers
     matcher: Matcher
+    stories: Stories
     channels: dict[str, list[str]]  # watchlist -> active channels it alerts on
     clock: Callable[[], datetime]
     rng: random.Random = field(default_factory=random.Random)
@@ -190,6 +192,9 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
             dup_score=verdict.score if verdict else None,
         ), fp.shingles)
         articles.add_entry(session, job.id, key, article_id, entry.link, now)
+        with STAGE_SECONDS.labels("story").time():
+            ctx.stories.place(session, article_id, entry.title, found.features,
+                              min(entry.published or now, now), now, root)
         alerts = _record_matches(ctx, session, article_id, matches, root, root_is_seed, now)
     return Stored(article_id, verdict is not None, alerts)
 
@@ -255,8 +260,9 @@ def analyse_entry(ctx: Context, entry: Entry) -> Analysis:
             error = f"page: unexpected error: {e!r}"[:500]
     if found is None:
         found = analyse(ctx.matcher, entry.title, entry.summary,
-                        "summary" if entry.summary else "none", error)
-    for stage, seconds in zip(("extract", "fingerprint", "match"), found.seconds, strict=True):
+                        "summary" if entry.summary else "none", error, ctx.documents.describe)
+    for stage, seconds in zip(("extract", "fingerprint", "match", "features"), found.seconds,
+                              strict=True):
         if seconds:
             STAGE_SECONDS.labels(stage).observe(seconds)
     return found

@@ -4,7 +4,7 @@ it as "already known" and never alerted."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.dedup import fingerprint
 from monitor.store import articles
 from monitor.store.tables import Article
+from monitor.stories.features import Features
+from monitor.stories.keeper import Stories
 from monitor.text import clean
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,12 @@ def seed_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def load_seeds(sessions: sessionmaker[Session], paths: Iterable[Path], now: datetime) -> int:
-    """Store every seed not stored yet (by content hash); return how many were added."""
+def load_seeds(sessions: sessionmaker[Session], paths: Iterable[Path], now: datetime,
+               stories: Stories | None = None,
+               describe: Callable[[str, str, tuple[str, ...]], Features | None] | None = None,
+               ) -> int:
+    """Store every seed not stored yet (by content hash), each in a story; return how many
+    were added."""
     added = 0
     with sessions.begin() as session:
         known = articles.seed_hashes(session)
@@ -43,15 +49,19 @@ def load_seeds(sessions: sessionmaker[Session], paths: Iterable[Path], now: date
         if not fp.content_hash or fp.content_hash in known:
             continue
         title = next((line.strip() for line in text.splitlines() if line.strip()), path.name)
+        title = clean(title, 300, single_line=True)
+        features = describe(title, text, ()) if describe is not None else None
         with sessions.begin() as session:
             articles.lock_for_dedup(session)
-            articles.insert_article(session, Article(
-                title=clean(title, 300, single_line=True), outlet="seed corpus", text=text,
+            article_id = articles.insert_article(session, Article(
+                title=title, outlet="seed corpus", text=text,
                 text_source="seed", content_hash=fp.content_hash,
                 lead_hash=fp.lead_hash or None,
                 shingle_count=len(fp.shingles), created_at=now, is_seed=True,
                 seed_path=str(path)[:1024], guid="", link="",
             ), fp.shingles)
+            if stories is not None:
+                stories.place(session, article_id, title, features, now, now)
         known.add(fp.content_hash)
         added += 1
     if added:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from monitor import decide, notify, seeds
 from monitor.config import Settings, WatchlistSettings
-from monitor.digest import DigestData, Renderer, dumps_slack, message_id, sender_domain
+from monitor.digest import DigestData, Renderer, dumps_slack, group, message_id, sender_domain
 from monitor.errors import DeliveryError, PermanentDeliveryError, StorageError
 from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, Resolver, system_resolver
@@ -28,6 +28,7 @@ from monitor.schedule import parse_quiet_hours, parse_schedule
 from monitor.store import db, outbox, retention
 from monitor.store import feeds as feed_store
 from monitor.store.outbox import DigestJob
+from monitor.stories.keeper import Stories
 from monitor.text import clean
 from monitor.urls import redact
 from monitor.watchlists import matcher_for, term_warnings, watchlist_of
@@ -116,6 +117,7 @@ class Service:
         self.fetcher = _fetcher(settings, clock, resolver)
         self.documents = _documents(settings)
         self.matcher = matcher_for(settings)
+        self.stories = Stories()
         self.channels: dict[str, list[str]] = {
             w.name: settings.channels_of(w) for w in settings.watchlists
         }
@@ -142,7 +144,8 @@ class Service:
         with self.sessions.begin() as session:
             feed_store.sync_feeds(session, [(f.url, f.name, f.interval or interval)
                                             for f in self.settings.feeds], now)
-        seeds.load_seeds(self.sessions, self.settings.seed_paths(), now)
+        seeds.load_seeds(self.sessions, self.settings.seed_paths(), now,
+                         self.stories, self.documents.describe)
 
     def apply(self, new: Settings) -> None:
         """Take a reloaded config: watchlists, channels, feeds, seeds, fetch and templates
@@ -183,7 +186,7 @@ class Service:
     def context(self, entries: Executor | None = None,
                 records: db.WriteBatch | None = None) -> Context:
         return Context(self.settings, self.sessions, self.reads, self.fetcher, self.documents,
-                       self.matcher, self.channels, self.clock, entries=entries,
+                       self.matcher, self.stories, self.channels, self.clock, entries=entries,
                        records=records)
 
     # -- polling -------------------------------------------------------------------------------
@@ -370,8 +373,9 @@ class Service:
         if not alert_ids:
             return 0  # no empty digests
         items = outbox.digest_items(session, alert_ids)
+        stories = group(items, outbox.story_info(session, items, watchlist, channel))
         row = outbox.insert_digest(session, watchlist, channel, len(items), now)
-        rendered = self.renderer.render(DigestData(watchlist, items, now, notices))
+        rendered = self.renderer.render(DigestData(watchlist, items, now, notices, stories))
         domain = sender_domain(self.settings.channels.email.sender)
         row.subject, row.body_text, row.body_html = rendered.subject, rendered.text, rendered.html
         row.slack_payload = dumps_slack(rendered.slack)
@@ -394,7 +398,10 @@ class Service:
                     ids = outbox.pending_alerts(session, wl.name, channel)
                     if ids:
                         items = outbox.digest_items(session, ids)
-                        rendered = self.renderer.render(DigestData(wl.name, items, now))
+                        stories = group(items, outbox.story_info(session, items, wl.name,
+                                                                 channel))
+                        rendered = self.renderer.render(DigestData(wl.name, items, now, [],
+                                                                   stories))
                         out.append(Preview(wl.name, channel, rendered.text, rendered.html))
             session.rollback()
         return out

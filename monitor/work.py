@@ -37,12 +37,14 @@ from monitor.errors import FeedError
 from monitor.extract import choose_text, extract_text
 from monitor.feeds import ParsedFeed, parse
 from monitor.match import Matcher, Watchlist, WatchlistMatch
+from monitor.stories.features import Features, extract
 
 log = logging.getLogger("monitor")
 T = TypeVar("T")
 MAX_TASKS = 1000
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["monitor.work"])
+# The fork server loads the parsers and the story models once; every worker shares them.
+_CONTEXT.set_forkserver_preload(["monitor.work", "monitor.stories.warm"])
 
 
 class ExtractFailed(Exception):
@@ -58,18 +60,28 @@ class Analysis:
     error: str | None  # why the page's text was not used
     fingerprint: Fingerprint
     matches: list[WatchlistMatch]
-    seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)  # extract, fingerprint, match
+    features: Features | None = None  # for stories; None when they could not be computed
+    seconds: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # extract, fingerprint, match, features
 
 
-def analyse(matcher: Matcher, title: str, text: str, source: str,
-            error: str | None) -> Analysis:
-    """Fingerprint and match a text whose source is settled (a summary, in the daemon)."""
+def analyse(matcher: Matcher, title: str, text: str, source: str, error: str | None,
+            describe: Callable[[str, str, tuple[str, ...]], Features | None] = extract
+            ) -> Analysis:
+    """Fingerprint, match and describe (``stories.features``) a text whose source is settled."""
     started = time.perf_counter()
     fp = fingerprint(text)
     fingerprinted = time.perf_counter()
     matches = matcher.match(title, text)
-    return Analysis(text, source, error, fp, matches,
-                    (0.0, fingerprinted - started, time.perf_counter() - fingerprinted))
+    matched = time.perf_counter()
+    features = describe(title, text, entities(matches))
+    return Analysis(text, source, error, fp, matches, features,
+                    (0.0, fingerprinted - started, matched - fingerprinted,
+                     time.perf_counter() - matched))
+
+
+def entities(matches: Sequence[WatchlistMatch]) -> tuple[str, ...]:
+    """The entities, terms and rules an article matched: names a story can share."""
+    return tuple(dict.fromkeys(term for m in matches for term in m.terms))
 
 
 _WATCHLISTS: tuple[Sequence[Watchlist], int] = ((), 240)
@@ -79,9 +91,19 @@ _MATCHER: Matcher | None = None
 def _start(max_bytes: int, watchlists: Sequence[Watchlist], snippet_chars: int) -> None:
     """Runs in each worker as it starts: the memory limit, and the watchlists to match."""
     global _WATCHLISTS
-    if max_bytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+    if max_bytes > 0:  # on top of what the fork server loaded (parsers, story models)
+        limit = _address_space() + max_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _WATCHLISTS = (watchlists, snippet_chars)
+
+
+def _address_space() -> int:
+    """This process's address space in bytes now (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _matcher() -> Matcher:
@@ -96,8 +118,12 @@ def _analyse(html: bytes, url: str, title: str, summary: str) -> Analysis:
     text, source, error = choose_text(extract_text(html, url), summary)
     extracted = time.perf_counter()
     done = analyse(_matcher(), title, text, source, error)
-    return Analysis(done.text, source, error, done.fingerprint, done.matches,
+    return Analysis(done.text, source, error, done.fingerprint, done.matches, done.features,
                     (extracted - started, *done.seconds[1:]))
+
+
+def _describe(title: str, text: str, names: tuple[str, ...]) -> Features:
+    return extract(title, text, names)
 
 
 def _parse(body: bytes, url: str, now: datetime, content_type: str) -> ParsedFeed:
@@ -190,6 +216,15 @@ class DocumentWorkers:
         in when the page has less text); ``ExtractFailed`` when extraction failed or stopped."""
         return self._page(_analyse, (html, url, title, summary))
 
+    def describe(self, title: str, text: str, names: tuple[str, ...]) -> Features | None:
+        """``stories.features.extract`` in a worker (the models live there); None when it
+        failed, and the article then starts a story of its own."""
+        try:
+            return self._run(_describe, (title, text, names))
+        except Exception as e:
+            log.warning("story features not computed: %s", _reason(e, self.timeout))
+            return None
+
     def _page(self, function: Callable[..., T], args: tuple[object, ...]) -> T:
         try:
             return self._run(function, args)
@@ -202,6 +237,14 @@ class DocumentWorkers:
             raise ExtractFailed(f"extraction process died ({_died(e)})") from e
         except Exception as e:  # the extractor's own bug: the entry keeps its feed text
             raise ExtractFailed(f"extraction failed: {type(e).__name__}: {str(e)[:200]}") from e
+
+
+def _reason(e: BaseException, timeout: float) -> str:
+    if isinstance(e, FutureTimeout | TimeoutError):
+        return f"stopped after {timeout:g}s"
+    if isinstance(e, ProcessExpired):
+        return f"the process died ({_died(e)})"
+    return f"{type(e).__name__}: {str(e)[:200]}"
 
 
 def _died(e: ProcessExpired) -> str:

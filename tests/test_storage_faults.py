@@ -302,8 +302,8 @@ def stored_titles(svc: Service) -> list[str]:
 
 def mailed_titles(message: Any) -> list[str]:
     """The titles a digest lists (each once, though the text may name it more than once)."""
-    return sorted(set(re.findall(r"Barkhane ends \d+",
-                                 message.get_body(("plain",)).get_content())))
+    return sorted(set(re.findall(r"^\d+\. (Barkhane ends \d+)",
+                                 message.get_body(("plain",)).get_content(), re.M)))
 
 
 def test_a_full_disk_logs_one_line_and_loses_nothing(
@@ -330,7 +330,8 @@ def test_a_full_disk_logs_one_line_and_loses_nothing(
         with caplog.at_level(logging.INFO, "monitor"):
             daemon.start()
             wait_for(lambda: web.hits("/rss.xml") >= 1, 20)
-            time.sleep(2)  # ten ticks on a full disk
+            wait_for(lambda: any(r.levelno >= logging.ERROR for r in caplog.records), 30)
+            time.sleep(2)  # ten more ticks on a full disk
             failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
             assert len(failures) == 1, [r.getMessage() for r in failures]
             assert "database or disk is full" in failures[0].getMessage()

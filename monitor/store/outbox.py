@@ -11,8 +11,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.digest import Copy, Item, safe_link
-from monitor.store.tables import Alert, Article, Digest, Match, WatchlistState
+from monitor.digest import Copy, Item, StoryInfo, safe_link
+from monitor.store.tables import Alert, Article, Digest, Match, Story, WatchlistState
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,38 @@ def digest_items(session: Session, alert_ids: list[int]) -> list[Item]:
     return [
         Item(article_id=a.id, title=a.title, link=safe_link(a.link), outlet=a.outlet,
              published=a.published_at, terms=list(m.terms), snippet=m.snippet,
-             marks=[(int(a), int(b)) for a, b in m.marks or []], also_in=copies.get(a.id, []))
+             marks=[(int(a), int(b)) for a, b in m.marks or []], also_in=copies.get(a.id, []),
+             language=a.language, story_id=a.story_id)
         for a, m in rows
     ]
+
+
+def story_info(session: Session, items: list[Item], watchlist: str, channel: str
+               ) -> dict[int, StoryInfo]:
+    """For the stories of a digest's items: title, languages and outlets of all their articles
+    (seeds left out), and when this watchlist and channel first reported each, if it did."""
+    ids = sorted({i.story_id for i in items if i.story_id is not None})
+    if not ids:
+        return {}
+    reported = dict(session.execute(
+        select(Article.story_id, func.min(Digest.created_at))
+        .join(Alert, Alert.article_id == Article.id).join(Digest, Digest.id == Alert.digest_id)
+        .where(Article.story_id.in_(ids), Alert.watchlist == watchlist,
+               Alert.channel == channel, Digest.status.in_(("sent", "queued", "sending")))
+        .group_by(Article.story_id)).all())
+    members = session.execute(
+        select(Article.story_id, Article.language, Article.outlet)
+        .where(Article.story_id.in_(ids), Article.is_seed.is_(False))).all()
+    languages: dict[int, set[str]] = defaultdict(set)
+    outlets: dict[int, set[str]] = defaultdict(set)
+    for story_id, language, outlet in members:
+        assert story_id is not None
+        if language:
+            languages[story_id].add(language)
+        outlets[story_id].add(outlet)
+    titles = dict(session.execute(select(Story.id, Story.title).where(Story.id.in_(ids))).all())
+    return {i: StoryInfo(titles.get(i, ""), sorted(languages[i]), len(outlets[i]) or 1,
+                         reported.get(i)) for i in ids}
 
 
 def insert_digest(session: Session, watchlist: str, channel: str, count: int,

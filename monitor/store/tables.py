@@ -14,6 +14,11 @@ Nouns:
 - ``digests``: a rendered message for one watchlist and channel, and its delivery state
   (queued -> sending -> sent | failed), claimed with a lease by the relay.
 - ``watchlist_state``: when each watchlist's next digest is due.
+- ``stories``: one event across outlets and languages. Every stored article belongs to one
+  (``articles.story_id``; a copy to its original's); the row keeps what the story decider needs
+  (the sum of its articles' sentence vectors, the names, figures and event days they give) and
+  ``version``, the id of the last article that changed it, so an instance catches up on the
+  stories others changed by reading the rows with a higher version.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -116,6 +122,29 @@ class Article(Base):
     )
     dup_reason: Mapped[str | None] = mapped_column(String(32))
     dup_score: Mapped[float | None] = mapped_column(Float)
+    language: Mapped[str | None] = mapped_column(String(8))  # ISO 639-1; NULL before 0007
+    story_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stories.id", ondelete="SET NULL"), index=True)
+    # how it joined: [[story id, score], ...] of the stories it was scored against, best first
+    story_trace: Mapped[list[list[float]] | None] = mapped_column(JSON, nullable=True)
+
+
+class Story(Base):
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    first_seen: Mapped[datetime] = mapped_column(index=True)  # its articles' times
+    last_seen: Mapped[datetime] = mapped_column(index=True)
+    article_count: Mapped[int] = mapped_column(Integer, default=0)
+    languages: Mapped[list[str]] = mapped_column(JSON)
+    vector_total: Mapped[bytes] = mapped_column(LargeBinary)  # float32 x 512
+    vector_count: Mapped[int] = mapped_column(Integer, default=0)
+    names: Mapped[dict[str, int]] = mapped_column(JSON)
+    figures: Mapped[list[str]] = mapped_column(JSON)
+    days: Mapped[list[int]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[datetime]
 
 
 class FeedEntry(Base):

@@ -1,0 +1,179 @@
+"""Stories: the rows behind the story decider, and the reads of ``monitor stories``.
+
+Assignment runs inside the article's transaction, after ``articles.lock_for_dedup``: one
+instance at a time decides, and each first catches up on the stories changed since it last
+looked (``version`` is the id of the last article that changed a story, and ids grow under the
+lock). The in-memory ``Index`` is only ever filled from committed rows, so a transaction that
+rolls back leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from monitor.store.tables import Article, Match, Story
+from monitor.stories.assign import DIMENSIONS, Index
+from monitor.stories.assign import Story as Decided
+
+
+def _decided(row: Story) -> Decided:
+    total = np.frombuffer(row.vector_total, dtype=np.float32).copy() \
+        if len(row.vector_total) == DIMENSIONS * 4 else np.zeros(DIMENSIONS, np.float32)
+    return Decided(row.id, total, row.vector_count, row.first_seen, row.last_seen,
+                   set(row.languages), Counter(row.names), set(row.figures), set(row.days))
+
+
+def catch_up(session: Session, index: Index, seen: int, horizon: timedelta) -> int:
+    """Bring the index up to date with the stories changed since version ``seen`` (0: load the
+    stories active within ``horizon`` of the newest one); the new version seen."""
+    query = select(Story).where(Story.version > seen).order_by(Story.version)
+    if seen == 0:
+        newest = session.scalar(select(func.max(Story.last_seen)))
+        if newest is None:
+            return 0
+        query = query.where(Story.last_seen >= newest - horizon)
+    for row in session.scalars(query):
+        index.put(_decided(row))
+        seen = max(seen, row.version)
+    return seen
+
+
+def create(session: Session, story: Decided, title: str, version: int, now: datetime) -> int:
+    """A new story from the decider's (its id is the row's); the id."""
+    row = Story(title=title, first_seen=story.first, last_seen=story.last, article_count=1,
+                languages=sorted(story.languages), vector_total=story.total.tobytes(),
+                vector_count=story.count, names=dict(story.names),
+                figures=sorted(story.figures), days=sorted(story.days), version=version,
+                created_at=now)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def save(session: Session, story: Decided, version: int, *, added: int = 1) -> None:
+    """Write back a story an article joined."""
+    session.execute(update(Story).where(Story.id == story.id).values(
+        first_seen=story.first, last_seen=story.last,
+        article_count=Story.article_count + added, languages=sorted(story.languages),
+        vector_total=story.total.tobytes(), vector_count=story.count, names=dict(story.names),
+        figures=sorted(story.figures), days=sorted(story.days), version=version))
+
+
+def place(session: Session, article_id: int, story_id: int, language: str | None,
+          trace: list[list[float]]) -> None:
+    session.execute(update(Article).where(Article.id == article_id).values(
+        story_id=story_id, language=language, story_trace=trace))
+
+
+def story_of(session: Session, article_id: int) -> tuple[int | None, str | None]:
+    """The story and language of a stored article."""
+    row = session.execute(select(Article.story_id, Article.language)
+                          .where(Article.id == article_id)).one_or_none()
+    return (row.story_id, row.language) if row is not None else (None, None)
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    url: str
+    title: str
+    outlet: str
+    language: str | None
+    published: datetime | None
+    created_at: datetime
+    copy_of: str | None  # the original's link, for a copy
+    is_seed: bool
+
+
+@dataclass(frozen=True)
+class Listed:
+    id: int
+    title: str
+    first_seen: datetime
+    last_seen: datetime
+    languages: list[str]
+    articles: list[Member]
+
+
+def recent(session: Session, since: datetime, *, limit: int = 500,
+           watchlist: str | None = None) -> list[Listed]:
+    """Stories with an article stored since ``since``, newest activity first, each with all its
+    stored articles, oldest first (seed documents left out). ``watchlist``: only stories with
+    an article it matched."""
+    activity = (select(Article.story_id, func.max(Article.created_at).label("active"))
+                .where(Article.created_at >= since, Article.story_id.is_not(None),
+                       Article.is_seed.is_(False))
+                .group_by(Article.story_id).subquery())
+    query = (select(Story, activity.c.active).join(activity, activity.c.story_id == Story.id)
+             .order_by(activity.c.active.desc(), Story.id.desc()))
+    if watchlist is not None:
+        query = query.where(Story.id.in_(
+            select(Article.story_id).join(Match, Match.article_id == Article.id)
+            .where(Match.watchlist == watchlist)))
+    rows = session.execute(query.limit(limit)).all()
+    members = _members(session, [row.Story.id for row in rows])
+    return [Listed(row.Story.id, row.Story.title, row.Story.first_seen, row.Story.last_seen,
+                   sorted({m.language for m in members.get(row.Story.id, []) if m.language}),
+                   members.get(row.Story.id, []))
+            for row in rows]
+
+
+def _members(session: Session, story_ids: list[int]) -> dict[int, list[Member]]:
+    found: dict[int, list[Member]] = {}
+    for start in range(0, len(story_ids), 500):
+        rows = session.execute(
+            select(Article.id, Article.story_id, Article.link, Article.title, Article.outlet,
+                   Article.language, Article.published_at, Article.created_at,
+                   Article.duplicate_of_id, Article.is_seed)
+            .where(Article.story_id.in_(story_ids[start:start + 500]),
+                   Article.is_seed.is_(False))
+            .order_by(Article.id)).all()
+        links = {r.id: r.link for r in rows}
+        missing = {r.duplicate_of_id for r in rows if r.duplicate_of_id is not None} - set(links)
+        if missing:
+            links.update(dict(session.execute(select(Article.id, Article.link)
+                                              .where(Article.id.in_(missing))).all()))
+        for r in rows:
+            copy_of = None if r.duplicate_of_id is None else links.get(r.duplicate_of_id) or ""
+            found.setdefault(r.story_id, []).append(Member(
+                r.id, r.link, r.title, r.outlet, r.language, r.published_at, r.created_at,
+                copy_of, bool(r.is_seed)))
+    return found
+
+
+def load(session: Session, story_id: int) -> Decided | None:
+    row = session.get(Story, story_id)
+    return _decided(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class Why:
+    story_id: int | None
+    story_title: str
+    language: str | None
+    copy_of: int | None
+    trace: list[tuple[int, float]]
+    nearest: list[tuple[int, float, str]]  # the trace with each story's title
+
+
+def why(session: Session, article_id: int) -> Why | None:
+    """How a stored article was placed in its story, for ``explain --article``."""
+    article = session.get(Article, article_id)
+    if article is None:
+        return None
+    trace = [(int(i), float(score)) for i, score in article.story_trace or []]
+    titles = dict(session.execute(select(Story.id, Story.title)
+                                  .where(Story.id.in_([i for i, _ in trace]))).all())
+    story = session.get(Story, article.story_id) if article.story_id is not None else None
+    return Why(article.story_id, story.title if story else "", article.language,
+               article.duplicate_of_id, trace,
+               [(i, score, titles.get(i, "")) for i, score in trace])

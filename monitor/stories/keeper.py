@@ -1,0 +1,80 @@
+"""The daemon's side of stories: it holds the active stories in memory and places each stored
+article in one, inside the article's own transaction (after the articles lock), so the choice is
+stored with the article or not at all, and several instances see each other's stories."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from monitor.store import stories as store
+from monitor.stories import assign
+from monitor.stories.features import Features
+
+PRUNE_EVERY = timedelta(hours=1)
+NO_FEATURES = Features(None, b"", (), (), ())
+
+
+@dataclass(frozen=True)
+class Placed:
+    story_id: int
+    choice: assign.Choice | None  # None: the story of its original (a copy)
+
+
+class Stories:
+    def __init__(self, weights: assign.Weights | None = None) -> None:
+        self.index = assign.Index(weights)
+        self._seen = 0  # the highest story version read
+        self._newest: datetime | None = None
+        self._lock = threading.Lock()
+
+    def place(self, session: Session, article_id: int, title: str, features: Features | None,
+              when: datetime, now: datetime, original: int | None = None) -> Placed:
+        """Put a just-inserted article in a story: its original's (a copy), the best active
+        story the decider picks, or a new one."""
+        features = features or NO_FEATURES
+        with self._lock:
+            horizon = 2 * self.index.weights.window
+            self._seen = store.catch_up(session, self.index, self._seen, horizon)
+            self._forget_old(when)
+            joined = store.story_of(session, original)[0] if original is not None else None
+            story = self.index.stories.get(joined) if joined is not None else None
+            if joined is not None and story is None:  # a story gone quiet: read it back
+                story = store.load(session, joined)
+            if story is not None:
+                story = _copy(story)
+                story.first, story.last = min(story.first, when), max(story.last, when)
+                if features.language:
+                    story.languages.add(features.language)
+                store.save(session, story, article_id)
+                store.place(session, article_id, story.id, features.language, [])
+                return Placed(story.id, None)
+            choice = assign.assign(self.index, features, when)
+            if choice.story_id is not None:
+                story = _copy(self.index.stories[choice.story_id])
+                story.add(features, when)
+                store.save(session, story, article_id)
+                story_id = story.id
+            else:
+                story = assign.new_story(0, features, when)
+                story_id = store.create(session, story, title, article_id, now)
+            store.place(session, article_id, story_id, features.language,
+                        [[float(i), s] for i, s in choice.nearest])
+            return Placed(story_id, choice)
+
+    def _forget_old(self, when: datetime) -> None:
+        """Drop the stories too old to take anything (at most once an hour of article time: a
+        drop rebuilds the matrix)."""
+        if self._newest is None or when - self._newest > PRUNE_EVERY:
+            self._newest = when
+            self.index.drop_before(when - 2 * self.index.weights.window)
+
+
+def _copy(story: assign.Story) -> assign.Story:
+    """A story to change and write back; the index keeps the committed one."""
+    return assign.Story(story.id, story.total.copy(), story.count, story.first, story.last,
+                        set(story.languages), story.names.copy(), set(story.figures),
+                        set(story.days))

@@ -1,0 +1,191 @@
+"""Stories: the features an article gives (language, names, figures, weekdays), the decider
+(plain data), and the labelled set's floors (real models, held-out part reported apart)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.cli import main
+from monitor.stories import assign
+from monitor.stories.features import YESTERDAY, Features, figures, language, places, weekdays
+from tests.conftest import Mailbox, Route, Web, write_config
+
+T0 = datetime(2026, 7, 7, 9, 0, tzinfo=UTC)  # a Tuesday
+
+
+def unit(*values: float) -> bytes:
+    v = np.zeros(assign.DIMENSIONS, dtype=np.float32)
+    v[: len(values)] = values
+    return (v / np.linalg.norm(v)).astype(np.float32).tobytes()
+
+
+def feat(vector: bytes, *, language: str = "en", names: tuple[str, ...] = (),
+         figures: tuple[str, ...] = (), weekdays: tuple[int, ...] = ()) -> Features:
+    return Features(language, vector, names, figures, weekdays)
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("Gunmen killed twelve soldiers in an ambush near the border on Tuesday.", "en"),
+    ("Des hommes armés ont tué douze soldats dans une embuscade mardi.", "fr"),
+    ("Боевики убили двенадцать военных в засаде во вторник.", "ru"),
+    ("قتل مسلحون اثني عشر جنديا في كمين يوم الثلاثاء.", "ar"),
+    ("12 34", None),
+])
+def test_language_is_an_iso_639_1_code_or_none(text: str, code: str | None) -> None:
+    assert language(text) == code
+
+
+def test_places_map_spellings_in_three_scripts_to_one_key() -> None:
+    assert set(places("Clashes near Kidal")) == {"#kidal"}
+    assert set(places("Столкновения около Кидаля и в городе Кидаль")) == {"#kidal"}
+    assert set(places("اشتباكات قرب كيدال وفي بكيدال")) == {"#kidal"}
+    assert places("the police said it was nice") == []  # lower case: words, not places
+
+
+def test_figures_and_weekdays_are_read_in_four_languages() -> None:
+    assert figures("12 soldiers and 1,200 people in 2026; ١٢ جنديا") == ("12", "1200")
+    assert weekdays("on Tuesday and yesterday") == (1, YESTERDAY)
+    assert weekdays("mardi soir") == (1,)
+    assert weekdays("во вторник и в четверг") == (1, 3)
+    assert weekdays("يوم الثلاثاء والخميس") == (1, 3)
+
+
+def test_weekdays_date_the_event_before_publication() -> None:
+    wednesday = T0 + timedelta(days=1)
+    days = assign.event_days(feat(b"", weekdays=(1, YESTERDAY)), wednesday)
+    assert days == {T0.date().toordinal()}  # "Tuesday" and "yesterday" are both the 7th
+    sunday = assign.event_days(feat(b"", weekdays=(6,)), wednesday)
+    assert sunday == {(T0 - timedelta(days=2)).date().toordinal()}
+
+
+def test_an_article_joins_the_nearest_story_or_starts_one() -> None:
+    index = assign.Index()
+    first = feat(unit(1, 0.1))
+    assert assign.assign(index, first, T0).story_id is None
+    index.put(assign.new_story(1, first, T0))
+    close = assign.assign(index, feat(unit(1, 0.2)), T0 + timedelta(hours=3))
+    assert close.story_id == 1 and close.score > 0.9
+    far = assign.assign(index, feat(unit(0.1, 1)), T0 + timedelta(hours=3))
+    assert far.story_id is None and far.nearest and far.nearest[0][0] == 1
+
+
+def test_another_day_or_too_long_apart_keeps_a_like_worded_report_out() -> None:
+    index = assign.Index(assign.Weights(threshold=0.8, other_day=0.25, per_day_apart=0.08))
+    index.put(assign.new_story(1, feat(unit(1, 0.55), weekdays=(1,)), T0))
+    same_words = unit(1, 0.75)  # cosine about 0.98 with the story
+    thursday = T0 + timedelta(days=2)
+    assert assign.assign(index, feat(same_words, weekdays=(1,)), thursday).story_id == 1
+    assert assign.assign(index, feat(same_words, weekdays=(3,)), thursday).story_id is None
+    assert assign.assign(index, feat(same_words), T0 + timedelta(days=5)).story_id is None
+
+
+def test_shared_names_figures_and_a_new_language_tip_a_borderline_article_in() -> None:
+    w = assign.Weights()
+    index = assign.Index(w)
+    index.put(assign.new_story(1, feat(unit(1, 0), names=("#kidal", "@wagner"),
+                                       figures=("12",)), T0))
+    cosine = w.threshold - 0.05
+    borderline = unit(cosine, float(np.sqrt(1 - cosine ** 2)))
+    later = T0 + timedelta(hours=2)
+    assert assign.assign(index, feat(borderline), later).story_id is None
+    assert assign.assign(index, feat(borderline, names=("#kidal",)), later).story_id == 1
+    assert assign.assign(index, feat(borderline, figures=("12",)), later).story_id == 1
+    assert assign.assign(index, feat(borderline, language="fr"), later).story_id == 1
+
+
+def test_the_index_forgets_old_stories_and_replaces_changed_ones() -> None:
+    index = assign.Index()
+    for i in range(1, 101):
+        index.put(assign.new_story(i, feat(unit(1, i / 10)), T0 + timedelta(hours=i)))
+    index.drop_before(T0 + timedelta(hours=51))
+    assert len(index) == 50 and min(index.stories) == 51
+    story = index.stories[60]
+    story.add(feat(unit(0, 1)), T0 + timedelta(hours=61))
+    index.put(story)
+    assert index.nearest(np.frombuffer(unit(0, 1), np.float32), 1)[0][0] in (60, 100)
+    assert len(index) == 50
+
+
+# -- through the pipeline: loopback feeds, once, `monitor stories --json`, the digest ----------
+
+AMBUSH = [
+    ("en", "Wagner fighters and Malian troops ambushed near Tinzaouatene",
+     "Rebels of the Strategic Framework said on Tuesday they had killed dozens of Wagner "
+     "mercenaries and Malian soldiers in an ambush near Tinzaouatene, close to the Algerian "
+     "border. The Malian army confirmed heavy losses after two days of fighting in the area."),
+    ("fr", "Embuscade meurtrière contre Wagner et les FAMa à Tinzaouatene",
+     "Les rebelles du Cadre stratégique permanent affirment avoir tué mardi des dizaines de "
+     "mercenaires de Wagner et de soldats maliens lors d'une embuscade près de Tinzaouatene, "
+     "à la frontière algérienne. L'armée malienne reconnaît des pertes importantes."),
+    ("ru", "Засада на российских бойцов у Тинзауатена на границе Мали и Алжира",
+     "Повстанцы заявили во вторник, что убили десятки бойцов группы Вагнера и малийских "
+     "военных в засаде у Тинзауатена у алжирской границы. Армия Мали признала тяжелые "
+     "потери после двух дней боев."),
+]
+RATES = [
+    ("en", "Central bank raises its key rate by half a point to fight inflation",
+     "The central bank raised its benchmark interest rate by 50 basis points on Thursday, "
+     "its third increase this year, saying inflation remained far above its target."),
+    ("ar", "البنك المركزي يرفع سعر الفائدة الرئيسي نصف نقطة لمواجهة التضخم",
+     "رفع البنك المركزي يوم الخميس سعر الفائدة الرئيسي بمقدار 50 نقطة أساس، في ثالث زيادة "
+     "هذا العام، مؤكدا أن التضخم لا يزال أعلى بكثير من المستهدف."),
+]
+
+
+def _feed(outlet: str, items: list[tuple[str, str, str, str]]) -> bytes:
+    out = "".join(f"<item><title>{t}</title><link>{link}</link><guid>{link}</guid>"
+                  f"<description>{d}</description><pubDate>{when}</pubDate></item>"
+                  for t, link, d, when in items)
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>{outlet}</title><link>http://example.org/</link><description>x</description>"
+            f"{out}</channel></rss>").encode()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", pytest.param("postgres",
+                                                             marks=pytest.mark.postgres)])
+def test_reports_in_four_languages_become_stories_and_digest_blocks(
+        tmp_path: Path, db_kind: str, request: pytest.FixtureRequest, web: Web,
+        smtp: tuple[Mailbox, int], capsys: pytest.CaptureFixture[str]) -> None:
+    db_url = f"sqlite:///{tmp_path / 'm.db'}" if db_kind == "sqlite" \
+        else str(request.getfixturevalue("pg_url"))
+    box, port = smtp
+    feeds = []
+    for n, (language_code, title, text) in enumerate(AMBUSH + RATES):
+        path = f"/feed{n}.xml"
+        when = "Tue, 07 Jul 2026 18:00:00 GMT" if n < len(AMBUSH) else \
+            "Thu, 09 Jul 2026 12:00:00 GMT"
+        item = (title, web.url(f"/{language_code}/{n}"), text, when)
+        web.routes[path] = Route(200, _feed(f"Outlet {n}", [item]),
+                                 {"Content-Type": "application/rss+xml; charset=utf-8"})
+        feeds.append(web.url(path))
+    cfg = write_config(tmp_path / "monitor.toml", db_url=db_url, feeds=feeds, smtp_port=port,
+                       slack_url=None, allowed=[f"127.0.0.1:{web.port}"], seeds=False,
+                       fetch={"fetch_pages": False})
+
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert main(["--config", str(cfg), "digest", "--send"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "stories", "--since", "1d", "--json"]) == 0
+    stories = json.loads(capsys.readouterr().out)
+
+    where = {a["url"]: s["id"] for s in stories for a in s["articles"]}
+    assert len(where) == sum(len(s["articles"]) for s in stories) == 5  # each in one story
+    ambush = {where[web.url(f"/{code}/{n}")] for n, (code, _, _) in enumerate(AMBUSH)}
+    rates = {where[web.url(f"/{code}/{n + 3}")] for n, (code, _, _) in enumerate(RATES)}
+    assert len(ambush) == 1 and len(rates) == 1 and ambush != rates
+    by_id = {s["id"]: s for s in stories}
+    assert by_id[ambush.pop()]["languages"] == ["en", "fr", "ru"]
+    assert by_id[rates.pop()]["languages"] == ["ar", "en"]
+    article = stories[0]["articles"][0]
+    assert set(article) == {"url", "title", "outlet", "language", "published", "copy_of"}
+    assert set(stories[0]) == {"id", "title", "first_seen", "last_seen", "languages",
+                               "articles"}
+
+    text = box.messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.count("## ") == 1  # the two alerted reports of the ambush: one block
+    assert "Story: en, fr, ru · 3 outlets" in text
