@@ -50,8 +50,8 @@ def cmd_check(settings: config.Settings, _args: argparse.Namespace) -> int:
         return 2
     channels = ", ".join(f"{name} {'on' if name in settings.active_channels() else 'off'}"
                          for name in config.CHANNEL_NAMES)
-    print(f"{settings.source}: ok ({len(settings.feeds)} feeds, {len(settings.watchlists)} "
-          f"watchlists; channels: {channels})")
+    print(f"{settings.source}: ok ({_count(len(settings.feeds), 'feed')}, "
+          f"{_count(len(settings.watchlists), 'watchlist')}; channels: {channels})")
     for warning in term_warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
     for refused in _refused_feeds(settings):

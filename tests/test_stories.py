@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from monitor.cli import main
+from monitor.store import articles
+from monitor.store import stories as story_store
+from monitor.store.tables import Article
 from monitor.stories import assign
 from monitor.stories.features import YESTERDAY, Features, figures, language, places, weekdays
+from monitor.stories.keeper import Stories
 from tests.conftest import Mailbox, Route, Web, write_config
 
 T0 = datetime(2026, 7, 7, 9, 0, tzinfo=UTC)  # a Tuesday
@@ -189,3 +195,67 @@ def test_reports_in_four_languages_become_stories_and_digest_blocks(
     text = box.messages[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert text.count("## ") == 1  # the two alerted reports of the ambush: one block
     assert "Story: en, fr, ru · 3 outlets" in text
+
+
+def _stored(sessions: Any, keeper: Stories, title: str, features: Features,
+            when: datetime) -> tuple[int, int]:
+    """An article stored and placed as the pipeline does: one transaction, under the lock."""
+    with sessions.begin() as session:
+        articles.lock_for_dedup(session)
+        article_id = articles.insert_article(session, Article(
+            title=title, outlet="x", text=title, text_source="summary", created_at=when,
+            is_seed=False, guid=title, link=f"http://x.example/{title}"), [])
+        placed = keeper.place(session, article_id, title, features, when, when)
+    return article_id, placed.story_id
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", pytest.param("postgres",
+                                                             marks=pytest.mark.postgres)])
+def test_two_instances_see_each_others_stories(
+        tmp_path: Path, db_kind: str, request: pytest.FixtureRequest) -> None:
+    from monitor.store import db
+
+    url = f"sqlite:///{tmp_path / 'm.db'}" if db_kind == "sqlite" \
+        else str(request.getfixturevalue("pg_url"))
+    engine, sessions = db.open_database(url, write=True)
+    one, two = Stories(), Stories()  # two daemons' keepers, one database
+    try:
+        _, first = _stored(sessions, one, "a", feat(unit(1, 0.1)), T0)
+        _, second = _stored(sessions, two, "b", feat(unit(1, 0.15), language="fr"),
+                            T0 + timedelta(hours=1))
+        _, third = _stored(sessions, one, "c", feat(unit(1, 0.12), language="ru"),
+                           T0 + timedelta(hours=2))
+        _, other = _stored(sessions, two, "d", feat(unit(0.1, 1)), T0 + timedelta(hours=3))
+        assert first == second == third != other
+        with sessions() as session:
+            listed = story_store.recent(session, T0 - timedelta(days=1))
+        sizes = {s.id: (len(s.articles), s.languages) for s in listed}
+        assert sizes == {first: (3, ["en", "fr", "ru"]), other: (1, ["en"])}
+        assert listed[0].id == other  # newest activity first
+    finally:
+        engine.dispose()
+
+
+def test_explain_article_says_which_story_it_joined_and_why(
+        tmp_path: Path, web: Web, capsys: pytest.CaptureFixture[str]) -> None:
+    feeds = []
+    for n, (_code, title, text) in enumerate(AMBUSH[:2]):
+        item = (title, web.url(f"/a/{n}"), text, "Tue, 07 Jul 2026 18:00:00 GMT")
+        web.routes[f"/f{n}.xml"] = Route(200, _feed(f"Outlet {n}", [item]),
+                                         {"Content-Type": "application/rss+xml"})
+        feeds.append(web.url(f"/f{n}.xml"))
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=feeds, smtp_port=None, slack_url=None, seeds=False,
+                       allowed=[f"127.0.0.1:{web.port}"], fetch={"fetch_pages": False})
+    assert main(["--config", str(cfg), "once"]) == 0
+    capsys.readouterr()
+    lines = {}
+    for article_id in (1, 2):
+        main(["--config", str(cfg), "explain", "--article", str(article_id)])
+        lines[article_id] = capsys.readouterr().out
+    started, joined = sorted(lines.values(), key=lambda out: "joined" in out)
+    assert "story: started story 1" in started
+    assert re.search(r"story: joined story 1 \('.*'\): score 0\.\d\d, at least 0\.\d\d needed",
+                     joined)
+    assert "scored against story 1" in joined
+    assert re.search(r"language: (en|fr)", joined)
