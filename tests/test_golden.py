@@ -12,12 +12,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor.digest import Copy, DigestData, Item, Renderer, dumps_slack
+from monitor.digest import Copy, DigestData, Item, Renderer, StoryInfo, dumps_slack, group
 from monitor.extract import extract_text
 from monitor.feeds import parse
 from monitor.match import Entity, Matcher, Term, Watchlist
@@ -107,5 +108,26 @@ def test_digest_text_html_and_slack() -> None:
     check(GOLDEN / "digest" / "digest.txt", f"Subject: {rendered.subject}\n\n{rendered.text}")
     check(GOLDEN / "digest" / "digest.html", rendered.html)
     check(GOLDEN / "digest" / "slack.json",
+          json.dumps(json.loads(dumps_slack(rendered.slack)), ensure_ascii=False, indent=1)
+          + "\n")
+
+
+def test_digest_by_story() -> None:
+    """Items 1 and 2 (English and Russian) are one story first reported in an earlier digest;
+    item 3 is a story of its own carried by three outlets (a heading, hostile title escaped)."""
+    one, two, three = digest_items()
+    items = [replace(one, language="en", story_id=7), replace(two, language="ru", story_id=7),
+             replace(three, language="fr", story_id=9)]
+    stories = {
+        7: StoryInfo("Wagner fighters arrive in Bamako", ["en", "ru"], 2,
+                     first_reported=NOW - timedelta(days=1)),
+        9: StoryInfo("<i>MINUSMA</i> leaves Kidal", ["ar", "fr"], 3),
+    }
+    data = DigestData("sahel", items, NOW, stories=group(items, stories))
+    assert [b.story_id for b in data.blocks] == [9, 7]  # the most outlets first
+    rendered = Renderer().render(data)
+    check(GOLDEN / "digest" / "stories.txt", f"Subject: {rendered.subject}\n\n{rendered.text}")
+    check(GOLDEN / "digest" / "stories.html", rendered.html)
+    check(GOLDEN / "digest" / "stories-slack.json",
           json.dumps(json.loads(dumps_slack(rendered.slack)), ensure_ascii=False, indent=1)
           + "\n")
