@@ -542,23 +542,37 @@ def cmd_feeds(settings: config.Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+QUERY = "query"  # the rule name of a search
+
+
 def cmd_search(settings: config.Settings, args: argparse.Namespace) -> int:
     from monitor import history
-    from monitor.match import Matcher, Rule, Watchlist
-    from monitor.query import QueryError
+    from monitor.match import Entity, Guard, Matcher, Rule, Watchlist
+    from monitor.query import QueryError, lowercase_operators
     from monitor.store import db
+    from monitor.watchlists import watchlist_of
 
+    entities: dict[str, Entity] = {}  # @id: the entities of every watchlist, first one wins
+    guards: list[Guard] = []
+    for w in map(watchlist_of, settings.watchlists):
+        for e in w.entities:
+            entities.setdefault(e.id or e.name, e)
+        guards.extend(w.guards)
     try:
-        matcher = Matcher([Watchlist("search", rules=(Rule("query", args.query),))],
+        matcher = Matcher([Watchlist("search", entities=tuple(entities.values()),
+                                     rules=(Rule(QUERY, args.query),), guards=tuple(guards))],
                           settings.digest.snippet_chars)
     except (QueryError, ValueError) as e:
         raise UsageError(f"query: {e}") from None
+    for word in lowercase_operators(args.query):
+        print(f"note: {word!r} is searched for as a word; operators are upper case "
+              f"({word.upper()})", file=sys.stderr)
     engine, sessions = db.open_database(settings.storage.url)
     shown = 0
     try:
         for article in history.newest_first(sessions, _since(args.since)):
             found = matcher.match(article.title, article.text)
-            if not found:
+            if not found or QUERY not in found[0].terms:  # an entity alone is not the query
                 continue
             shown += 1
             when = article.published_at or article.created_at

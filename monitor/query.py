@@ -102,6 +102,18 @@ def _tokens(query: str) -> list[tuple[str, str, int]]:
     return out
 
 
+def lowercase_operators(query: str) -> list[str]:
+    """Words of the query that look like operators but are lower case ("or", "and", "not",
+    "near/5"): they are searched for as words, which is rarely what was meant."""
+    try:
+        tokens = _tokens(query)
+    except QueryError:
+        return []
+    return [value for kind, value, _ in tokens
+            if kind == "word" and re.fullmatch(r"(?:and|or|not|near(?:/\d+)?)", value.lower())
+            and value != value.upper()]
+
+
 class _Parser:
     def __init__(self, query: str):
         self.query = query

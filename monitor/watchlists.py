@@ -12,6 +12,7 @@ import re
 from monitor.config import Settings, WatchlistSettings
 from monitor.errors import ConfigProblem
 from monitor.match import Entity, Guard, Matcher, Rule, Term, Watchlist
+from monitor.query import lowercase_operators
 from monitor.text import fold_text
 
 # The languages whose common words ("the", "le", "и", "في") make a term that matches nearly
@@ -98,4 +99,12 @@ def term_warnings(settings: Settings) -> list[ConfigProblem]:
                     file, f"{prefix}{key}",
                     f"{term!r} is a common word in {' and '.join(languages)} and will match "
                     f"almost every article; use a longer phrase, a rule or a guard"))
+    for w in settings.watchlists:
+        file, prefix = _where(w)
+        for i, rule in enumerate(w.rules):
+            for word in lowercase_operators(rule.query):
+                warnings.append(ConfigProblem(
+                    file, f"{prefix}rules[{i}] ({rule.name})",
+                    f"{word!r} is searched for as a word; operators are upper case "
+                    f"({word.upper()}), or quote it (\"{word}\") to search for the word"))
     return warnings

@@ -166,3 +166,19 @@ def test_the_daemon_logs_stop_word_terms_at_start(tmp_path: Path,
         svc.prepare()
         svc.close()
     assert any("'the' is a common word" in r.getMessage() for r in caplog.records)
+
+
+def test_check_warns_about_lower_case_operators_in_rules(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=["http://127.0.0.1:9/rss.xml"], smtp_port=None, slack_url=None,
+                       allowed=["127.0.0.1:9"], seeds=False,
+                       watchlist='[[watchlists.rules]]\nname = "either"\n'
+                                 'query = \'Wagner or Barkhane AND "not" NOT Takuba near/5 x\'')
+    assert main(["--config", str(cfg), "check"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines()
+              if line.startswith("warning:")]
+    assert len(warned) == 2, warned  # "or" and "near/5"; the quoted "not" is a word on purpose
+    assert "watchlists[0].rules[0] (either): 'or' is searched for as a word; operators are " \
+           "upper case (OR)" in warned[0]
+    assert "'near/5'" in warned[1]

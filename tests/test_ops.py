@@ -396,7 +396,10 @@ def test_search_stored_articles_with_the_query_language(
     })
     cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
                        feeds=[web.url("/rss.xml")], smtp_port=None, slack_url=None,
-                       allowed=[f"127.0.0.1:{web.port}"], seeds=False)
+                       allowed=[f"127.0.0.1:{web.port}"], seeds=False,
+                       extra='[[watchlists]]\nname = "people"\nchannels = []\n'
+                             '[[watchlists.entities]]\nid = "wagner"\nname = "Wagner Group"\n'
+                             'aliases = ["Wagner", "Вагнер"]\n')
     assert main(["--config", str(cfg), "once"]) == 0
     capsys.readouterr()
     assert main(["--config", str(cfg), "search", '"Africa Corps" NEAR/8 Mali']) == 0
@@ -405,6 +408,15 @@ def test_search_stored_articles_with_the_query_language(
     assert main(["--config", str(cfg), "search", "budget AND NOT bridge"]) == 1
     assert "nothing found" in capsys.readouterr().out
     assert main(["--config", str(cfg), "search", "(budget"]) == 2
+    capsys.readouterr()
+    # the watchlists' entities are there as @id; an entity alone is not a hit of the query
+    assert main(["--config", str(cfg), "search", "@wagner AND Mali"]) == 0
+    assert "Wagner leaves Mali" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "search", "@wagner AND budget"]) == 1
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "search", "council or bridge"]) == 1  # three words
+    assert "'or' is searched for as a word; operators are upper case (OR)" in \
+        capsys.readouterr().err
 
 
 def test_progress_shows_on_a_terminal_only() -> None:
