@@ -507,3 +507,32 @@ def test_the_docker_image_layout_starts_with_the_example_config(tmp_path: Path,
     status = monitor("status")
     seeds = re.search(r"seeds (\d+)", status.stdout)
     assert seeds and int(seeds.group(1)) > 0, status.stdout  # the image's seeds were loaded
+
+
+def test_a_log_line_clears_the_progress_line_first() -> None:
+    import io
+    import logging
+
+    from monitor.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    handler = logging.StreamHandler(screen)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        bar = Progress("polling", 3, screen)
+        bar.advance()
+        logging.getLogger("monitor").warning("feed=x status=failed")
+        bar.advance()
+        bar.close()
+        logging.getLogger("monitor").warning("after")
+    finally:
+        root.removeHandler(handler)
+    lines = screen.getvalue().split("\n")
+    assert lines[0] == "\rpolling [##########....................] 1/3\r\033[Kfeed=x status=failed"
+    assert lines[1] == "\rpolling [####################..........] 2/3"
+    assert lines[2] == "after"  # the bar was closed: nothing left to clear
