@@ -130,11 +130,17 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 
 
 class _FeedLinesOff(logging.Filter):
-    """Drops the per-feed result lines of the log (``once`` prints each feed itself)."""
+    """Drops the per-feed result lines of the log and the delivery troubles (``once`` prints
+    each itself, once)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         fields = getattr(record, "fields", None)
-        return not (isinstance(fields, dict) and "feed" in fields and "status" in fields)
+        if isinstance(fields, dict) and "feed" in fields and "status" in fields:
+            return False
+        return _DELIVERY_TROUBLE.match(record.getMessage()) is None
+
+
+_DELIVERY_TROUBLE = re.compile(r"digest=\d+ .*status=(?:failed|retrying|sent warning=)")
 
 
 def cmd_run(settings: config.Settings, _args: argparse.Namespace) -> int:

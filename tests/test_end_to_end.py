@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from monitor.cli import main
-from tests.conftest import ROOT, Mailbox, Route, Web, write_config
+from tests.conftest import ROOT, Mailbox, Route, Web, free_port, write_config
 
 COUNCIL = (
     "Members of the regional assembly argued for three hours over the price of bus tickets, "
@@ -317,6 +317,19 @@ def test_once_ends_with_a_summary_and_status_shows_each_watchlists_digest_state(
     assert "Watchlists:\n  sahel: next digest " in out and "0 alerts pending (hourly, UTC)" in out
     assert "sahel / slack: off ([channels.slack] is not configured)" in out
     assert "Queued deliveries" not in out and "Failed deliveries (0):" in out
+
+
+def test_once_reports_a_delivery_trouble_once(
+        tmp_path: Path, newsroom: Web, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=[newsroom.url("/rss.xml")], smtp_port=free_port(), slack_url=None,
+                       allowed=[f"127.0.0.1:{newsroom.port}"])
+    assert main(["--config", str(cfg), "once"]) == 0  # the contract: the cycle ran
+    out, err = capsys.readouterr()
+    assert "1 to retry" in out.strip().splitlines()[-1]
+    troubles = [line for line in (out + err).splitlines() if "unreachable" in line]
+    assert len(troubles) == 1 and troubles[0].startswith("delivery: digest 1 (sahel/email): "), \
+        troubles
 
 
 def test_explain_article_says_why_each_channel_was_alerted_or_not(
