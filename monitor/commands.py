@@ -111,8 +111,8 @@ def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
         if r.status == "failed":
             print(f"feed failed: {redact(r.url)}: {redact(r.error)}")
         else:
-            print(f"feed {r.status}: {redact(r.url)}: {r.new} new, {r.copies} copies, "
-                  f"{r.alerts} alerts")
+            print(f"feed {r.status}: {redact(r.url)}: {r.new} new, "
+                  f"{_count(r.copies, 'copy', 'copies')}, {_count(r.alerts, 'alert')}")
     for error in relay.errors:
         print(f"delivery: {redact(error)}")
     failed = sum(r.status == "failed" for r in results)
@@ -467,10 +467,10 @@ def cmd_backfill(settings: config.Settings, args: argparse.Namespace) -> int:
                                       datetime.now(UTC), alert=args.alert,
                                       progress=bar.advance)
             bar.close()
-            print(f"{name}: {report.scanned} articles scanned, {report.matched} match, "
-                  f"{report.recorded} new matches recorded, "
+            print(f"{name}: {_count(report.scanned, 'article')} scanned, {report.matched} "
+                  f"match, {_count(report.recorded, 'new match', 'new matches')} recorded, "
                   f"{len(report.changes) - report.recorded} updated, "
-                  f"{report.alerts} alerts queued"
+                  f"{_count(report.alerts, 'alert')} queued"
                   + ("" if args.alert else " (without --alert, past articles are not alerted)"))
     finally:
         engine.dispose()
@@ -513,8 +513,9 @@ def cmd_prune(settings: config.Settings, _args: argparse.Namespace) -> int:
         pruned = service.prune()
     finally:
         service.close()
-    print(f"{pruned.articles} articles pruned to their fingerprints; {pruned.matches} matches, "
-          f"{pruned.digests} digests and {pruned.alerts} alerts deleted")
+    print(f"{_count(pruned.articles, 'article')} pruned to their fingerprints; "
+          f"{_count(pruned.matches, 'match', 'matches')}, {_count(pruned.digests, 'digest')} "
+          f"and {_count(pruned.alerts, 'alert')} deleted")
     return 0
 
 
@@ -527,7 +528,7 @@ def cmd_feeds(settings: config.Settings, args: argparse.Namespace) -> int:
             sys.stdout.write(text)
         else:
             Path(args.file).write_text(text, encoding="utf-8")
-            print(f"{len(settings.feeds)} feeds written to {args.file}")
+            print(f"{_count(len(settings.feeds), 'feed')} written to {args.file}")
         return 0
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
@@ -543,8 +544,9 @@ def cmd_feeds(settings: config.Settings, args: argparse.Namespace) -> int:
             print(f"config error: {problem}", file=sys.stderr)
         print(f"{settings.source} is unchanged", file=sys.stderr)
         return 2
-    print(f"{len(added)} feeds added to {settings.source} ({len(found) - len(added)} already "
-          f"there); a running daemon picks them up at its next tick")
+    print(f"{_count(len(added), 'feed')} added to {settings.source} "
+          f"({len(found) - len(added)} already there); a running daemon picks them up at its "
+          f"next tick")
     return 0
 
 

@@ -211,7 +211,7 @@ def test_backfill_records_past_matches_and_alerts_only_when_asked(
     assert "sahel: 1 of 2 stored articles match; 1 would change" in out
     assert "no match -> Goïta: 'Goïta meets envoys'" in out
     assert main(["--config", str(cfg), "backfill"]) == 0
-    assert "1 new matches recorded, 0 updated, 0 alerts queued" in capsys.readouterr().out
+    assert "1 new match recorded, 0 updated, 0 alerts queued" in capsys.readouterr().out
     assert main(["--config", str(cfg), "digest", "--send"]) == 0
     assert box.messages == []
     assert main(["--config", str(cfg), "explain", "--history"]) == 0
@@ -219,7 +219,7 @@ def test_backfill_records_past_matches_and_alerts_only_when_asked(
 
     # Asked to alert: the past article goes out once, and only once.
     assert main(["--config", str(cfg), "backfill", "--alert"]) == 0
-    assert "0 new matches recorded, 0 updated, 1 alerts queued" in capsys.readouterr().out
+    assert "0 new matches recorded, 0 updated, 1 alert queued" in capsys.readouterr().out
     assert main(["--config", str(cfg), "digest", "--send"]) == 0
     assert len(box.messages) == 1
     body = box.messages[0].get_body(("plain",))
