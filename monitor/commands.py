@@ -21,8 +21,9 @@ from monitor.text import clean
 from monitor.urls import redact
 
 if TYPE_CHECKING:  # the pipeline is imported by the commands that run it, not by `check`
+    from monitor.cutter import Preview
     from monitor.match import Matcher
-    from monitor.service import Preview, Service
+    from monitor.service import Service
     from monitor.store import status as status_store
     from monitor.store.stories import Listed
     from monitor.store.tables import Feed

@@ -258,3 +258,44 @@ def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
     finally:
         engine.dispose()
     assert diffs == []
+
+
+# -- the rooms: what may import what (docs/ARCHITECTURE.md) -----------------------------------
+
+
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """Modules a file imports when it runs (imports under ``if TYPE_CHECKING:`` left out), and
+    the names it takes from sqlalchemy."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and getattr(node.test, "id", "") == "TYPE_CHECKING"
+                   for n in ast.walk(node)}
+    modules: set[str] = set()
+    from_sqlalchemy: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+            if node.module.split(".")[0] == "sqlalchemy":
+                from_sqlalchemy.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return modules, from_sqlalchemy
+
+
+SQL_BUILDERS = {"select", "insert", "update", "delete", "text", "func", "and_", "or_",
+                "bindparam"}
+
+
+def test_sql_is_spoken_only_in_the_store_and_watchlists_do_not_import_the_config() -> None:
+    root = Path(__file__).resolve().parent.parent / "monitor"
+    for path in root.rglob("*.py"):
+        room = path.relative_to(root).parts[0]
+        modules, from_sqlalchemy = _imports(path)
+        if room not in ("store", "migrations"):
+            assert not from_sqlalchemy & SQL_BUILDERS, f"{path}: builds SQL outside store/"
+        if room == "watchlists":
+            assert "monitor.config" not in modules, f"{path} imports the config"

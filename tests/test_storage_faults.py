@@ -309,7 +309,7 @@ def mailed_titles(message: Any) -> list[str]:
 def test_a_full_disk_logs_one_line_and_loses_nothing(
         tmp_path: Path, web: Web, smtp: tuple[Mailbox, int],
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("monitor.service.STORAGE_RETRY", timedelta(seconds=1))
+    monkeypatch.setattr("monitor.poller.STORAGE_RETRY", timedelta(seconds=1))
     box, smtp_port = smtp
     items = [(f"Barkhane ends {i}", web.url(f"/a/{i}"), distinct_story(i)) for i in range(12)]
     for title, link, body in items:

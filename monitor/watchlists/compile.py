@@ -1,4 +1,5 @@
-"""Watchlist settings -> the matcher, and the fixtures each watchlist file carries.
+"""Watchlist settings -> the matcher, the fixtures each watchlist file carries, and the
+warnings about terms that match everything.
 
 ``matcher_for`` is how the daemon, ``monitor explain`` and the tests build the matcher, so what
 ``monitor check`` verifies is what runs.
@@ -8,12 +9,16 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import TYPE_CHECKING
 
-from monitor.config import Settings, WatchlistSettings
 from monitor.errors import ConfigProblem
 from monitor.match import Entity, Guard, Matcher, Rule, Term, Watchlist
 from monitor.query import lowercase_operators
 from monitor.text import fold_text
+from monitor.watchlists.schema import WatchlistSettings
+
+if TYPE_CHECKING:  # config imports this module: the settings are only a type here
+    from monitor.config import Settings
 
 # The languages whose common words ("the", "le", "и", "في") make a term that matches nearly
 # every article; lists from the stop-words package (shipped in its wheel).
