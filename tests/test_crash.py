@@ -21,8 +21,9 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from monitor.store.tables import Alert, Article, Digest, FeedEntry
+from tests.builders import page, rss
 from tests.conftest import ROOT, Mailbox, Route, Web, write_config
-from tests.test_end_to_end import COUNCIL, LOREM, page, rss
+from tests.test_end_to_end import COUNCIL, LOREM
 
 RELEASE = threading.Event()
 ENTERED = threading.Event()

@@ -11,8 +11,9 @@ import pytest
 from monitor.cli import main
 from monitor.errors import AlreadyRunning
 from monitor.store.db import daemon_lock
+from tests.builders import page, rss
 from tests.conftest import ROOT, Mailbox, Route, Web, free_port, write_config
-from tests.test_end_to_end import LOREM, page, rss
+from tests.test_end_to_end import LOREM
 
 
 @pytest.fixture

@@ -26,17 +26,14 @@ from monitor.notify.slack import SlackSender
 from monitor.service import Service
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Digest
+from tests import builders
 from tests.conftest import Clock, Mailbox, Route, Web, shared_corpus, write_config
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday, 09:00 UTC
 
 
 def rss(items: list[tuple[str, str, str]]) -> bytes:
-    out = "".join(f"<item><title>{html.escape(t)}</title><link>{html.escape(link)}</link>"
-                  f"<guid isPermaLink='false'>{html.escape(t)}</guid>"
-                  f"<description>{html.escape(d)}</description></item>" for t, link, d in items)
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Wire'
-            f"</title>{out}</channel></rss>").encode()
+    return builders.rss(items, title="Wire", date=None, guid="title", escape=True)
 
 
 def text_part(msg: EmailMessage) -> str:

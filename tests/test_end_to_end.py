@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from monitor.cli import main
+from tests.builders import atom, page, rss
 from tests.conftest import ROOT, Mailbox, Route, Web, free_port, write_config
 
 COUNCIL = (
@@ -22,33 +23,6 @@ LOREM = (
     "Officials reviewed spending on roads, schools and water supply, and residents asked "
     "questions about the timetable for the new market hall near the river. "
 )
-
-
-def page(title: str, body: str, comments: str = "") -> bytes:
-    paragraphs = "".join(f"<p>{p}</p>" for p in body.split("\n\n") if p.strip())
-    comment_html = (f'<section id="comments" class="comments"><h3>Comments</h3>'
-                    f'<div class="comment"><p>{comments}</p></div></section>' if comments else "")
-    return (f"<html><head><title>{title}</title></head><body><nav>Home | World | Africa</nav>"
-            f"<article><h1>{title}</h1>{paragraphs}</article>{comment_html}"
-            f"<footer>Copyright Example News</footer></body></html>").encode()
-
-
-def rss(items: list[tuple[str, str, str]]) -> bytes:
-    out = "".join(f"<item><title>{t}</title><link>{link}</link><guid>{link}</guid>"
-                  f"<description>{d}</description><pubDate>Mon, 15 Nov 2021 10:00:00 GMT"
-                  f"</pubDate></item>" for t, link, d in items)
-    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Sahel Wire</title>'
-            f"<link>http://example.org/</link><description>x</description>{out}"
-            f"</channel></rss>").encode()
-
-
-def atom(items: list[tuple[str, str, str]]) -> bytes:
-    out = "".join(f"<entry><title>{t}</title><link href=\"{link}\"/><id>{link}</id>"
-                  f"<updated>2021-11-16T10:00:00Z</updated><summary>{d}</summary></entry>"
-                  for t, link, d in items)
-    return (f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-            f"<title>Desk Atom</title><id>urn:x</id><updated>2021-11-16T10:00:00Z</updated>"
-            f"{out}</feed>").encode()
 
 
 def seed_text(name: str) -> str:

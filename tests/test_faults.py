@@ -29,8 +29,9 @@ from monitor.service import Service
 from monitor.store.outbox import DigestJob
 from monitor.store.tables import Article, Digest, Feed, Match
 from monitor.urls import redact
+from tests.builders import page, rss
 from tests.conftest import Clock, Mailbox, Route, Web, write_config
-from tests.test_end_to_end import LOREM, page, rss
+from tests.test_end_to_end import LOREM
 
 STORY = "France ended Operation Barkhane in Mali this week. " + LOREM
 OTHER = ("Barkhane troops left their last base in Gao on Monday, handing it to the Malian army. "

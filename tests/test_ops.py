@@ -22,8 +22,8 @@ import pytest
 
 from monitor import config
 from monitor.ops import Liveness
+from tests.builders import page, rss
 from tests.conftest import ROOT, Route, Web, free_port, write_config
-from tests.test_end_to_end import page, rss
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -35,6 +35,7 @@ from monitor.fetch import NOT_MODIFIED, Fetched, Fetcher
 from monitor.guard import AddressPolicy
 from monitor.service import Service
 from monitor.store.tables import Alert, Article, Feed, FeedEntry
+from tests import builders
 from tests.conftest import Clock, Mailbox, Route, Web, free_port, shared_corpus, write_config
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -64,15 +65,7 @@ def resolver(host: str, port: int) -> list[str]:
 
 
 def rss(items: list[dict[str, str]], title: str = "Wire", extra: str = "") -> bytes:
-    out = ""
-    for it in items:
-        guid = f'<guid isPermaLink="false">{it["guid"]}</guid>' if "guid" in it else ""
-        link = f"<link>{it['link']}</link>" if "link" in it else ""
-        date = f"<pubDate>{it['date']}</pubDate>" if "date" in it else ""
-        out += (f"<item><title>{it.get('title', '')}</title>{link}{guid}{date}"
-                f"<description>{it.get('text', '')}</description></item>")
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>{title}</title>{extra}{out}</channel></rss>").encode()
+    return builders.rss(items, title=title, extra=extra, date=None)
 
 
 Make = Callable[..., Service]
@@ -1056,10 +1049,8 @@ def test_a_tiny_feed_budget_still_makes_progress_and_ends_the_cycle(
 
 def test_a_poll_polls_each_feed_once_even_if_it_falls_due_again_meanwhile(
         db_url: str, web: Web, make_service: Callable[..., Service]) -> None:
-    from tests.test_end_to_end import rss
-
     clock = Clock()
-    body = rss([])
+    body = builders.rss([])
 
     def slow_feed(h: BaseHTTPRequestHandler) -> None:  # each fetch takes two minutes
         clock.now += timedelta(minutes=2)

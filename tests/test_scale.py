@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from monitor.store.tables import Alert, Article, Digest, Feed
+from tests.builders import page, rss
 from tests.conftest import ROOT, Mailbox, Route, Web, write_config
-from tests.test_end_to_end import page, rss
 
 FEEDS = 300
 SHARED = 10  # stories syndicated in many feeds: one article each

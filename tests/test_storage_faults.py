@@ -29,8 +29,8 @@ from monitor.scheduler import Throttled, run_daemon
 from monitor.service import Service
 from monitor.store import db
 from monitor.store.tables import Article, Digest
+from tests.builders import page, rss
 from tests.conftest import PG_ADMIN_URL, Mailbox, Route, Web, write_config
-from tests.test_end_to_end import page, rss
 from tests.test_ops import get, wait_for
 
 STORY = ("French forces completed their withdrawal under Operation Barkhane this week, ending a "

@@ -12,8 +12,8 @@ import pytest
 from monitor import query as q
 from monitor.cli import main
 from monitor.match import Entity, Guard, Matcher, Rule, Term, Watchlist, fuzzy_distance
+from tests.builders import page, rss
 from tests.conftest import Mailbox, Route, Web, write_config
-from tests.test_end_to_end import page, rss
 
 
 def one(wl: Watchlist, title: str, text: str = "") -> list[str]:
