@@ -158,7 +158,11 @@ class Fetcher:
     def __init__(self, *, policy: AddressPolicy, user_agent: str, timeout: float,
                  connect_timeout: float, max_redirects: int = 5, per_host: int = 2,
                  max_connections: int = 32, resolver: Resolver = system_resolver,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 transport: httpx.BaseTransport | None = None) -> None:
+        """``transport``: what carries the requests, instead of the guarded connection pools
+        (a seam for tests of the logic above the network: validators, redirects, Retry-After,
+        caps; the address guard is then the transport's business)."""
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.max_redirects = max_redirects
@@ -168,6 +172,7 @@ class Fetcher:
         self.clock = clock  # for Retry-After dates
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
+        self._transport = transport
         # Direct connections are spread over several pools by host: httpcore looks at every
         # connection of a pool for each request, under one lock, which at a few dozen
         # connections and threads cost more than the requests themselves. Each pool may open
@@ -184,8 +189,9 @@ class Fetcher:
     def _make_client(self, user_agent: str, max_connections: int, proxy: str | None,
                      max_keepalive: int | None = None) -> httpx.Client:
         return httpx.Client(
-            transport=_GuardedTransport(self.policy, self.resolver, max_connections, proxy,
-                                        max_keepalive),
+            transport=self._transport or _GuardedTransport(self.policy, self.resolver,
+                                                           max_connections, proxy,
+                                                           max_keepalive),
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             follow_redirects=False,
             trust_env=False,

@@ -8,13 +8,13 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from monitor import seeds
+from monitor import notify, seeds
 from monitor.config import Settings
 from monitor.cutter import DigestCutter, Preview
 from monitor.digest import Renderer
@@ -73,8 +73,10 @@ def _renderer(settings: Settings) -> Renderer:
 
 class Service:
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
-                 resolver: Resolver = system_resolver, write: bool = True) -> None:
-        """``write=False``: only to read (``status``), so a read-only database is no error."""
+                 resolver: Resolver = system_resolver, write: bool = True,
+                 senders: Mapping[str, notify.SenderFactory] | None = None) -> None:
+        """``write=False``: only to read (``status``), so a read-only database is no error.
+        ``senders``: sender factories by channel instead of the registry's (for tests)."""
         self.settings = settings
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{db.pid_namespace()}:{id(self):x}"
@@ -93,7 +95,7 @@ class Service:
         self._pruned_at: datetime | None = None
         self.poller = Poller(self)
         self.cutter = DigestCutter(self)
-        self.relayer = Relay(self)
+        self.relayer = Relay(self, senders)
         self.last_cut = 0  # digests cut by the last cycle
         self.last_relay = RelayReport()  # and what its relay did
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,3 +179,46 @@ def test_watchlists_lists_each_with_what_it_looks_for(
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("sahel: ") and " entities (" in out[0] and "schedule: " in out[0]
     assert out[1].strip() == f"from {ROOT / 'config' / 'watchlists' / 'sahel.toml'}"
+
+
+def test_the_relay_bookkeeping_with_an_injected_sender(tmp_path: Path, one_story: Web) -> None:
+    """A sender that fails twice (once a bug, once a transient error), then sends: the digest is
+    retried after each, sent once, and never sent again."""
+    from datetime import timedelta
+
+    from monitor import config
+    from monitor.errors import DeliveryError
+    from monitor.service import Service
+    from tests.conftest import Clock
+
+    outcomes: list[object] = [RuntimeError("a bug"), DeliveryError("busy", retry_after=30)]
+    sent: list[int] = []
+
+    class Flaky:
+        def send(self, job: Any, on_part: Any) -> str | None:
+            if outcomes:
+                failure = outcomes.pop(0)
+                assert isinstance(failure, Exception)
+                raise failure
+            sent.append(job.id)
+            return None
+
+    cfg = write_config(tmp_path / "m.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=[one_story.url("/rss.xml")], smtp_port=free_port(),
+                       slack_url=None, allowed=[f"127.0.0.1:{one_story.port}"])
+    clock = Clock()
+    svc = Service(config.load(cfg), clock=clock, senders={"email": lambda *_: Flaky()})
+    try:
+        svc.prepare()
+        svc.cycle(ignore_schedule=True)
+        assert (svc.last_relay.retrying, sent) == (1, [])  # the bug: retried, not stuck
+        clock.now += timedelta(seconds=5)
+        assert svc.relay().sent == 0  # backing off
+        clock.now += timedelta(minutes=10)
+        assert svc.relay().retrying == 1  # the transient error
+        clock.now += timedelta(minutes=10)
+        assert svc.relay().sent == 1 and sent == [1]
+        clock.now += timedelta(hours=1)
+        assert svc.relay().sent == 0 and svc.unsent() == 0
+    finally:
+        svc.close()

@@ -299,3 +299,47 @@ def test_sql_is_spoken_only_in_the_store_and_watchlists_do_not_import_the_config
             assert not from_sqlalchemy & SQL_BUILDERS, f"{path}: builds SQL outside store/"
         if room == "watchlists":
             assert "monitor.config" not in modules, f"{path} imports the config"
+
+
+# -- the fetcher's logic through its transport seam (no network) -------------------------------
+
+
+def test_fetcher_logic_over_an_injected_transport() -> None:
+    import httpx
+
+    from monitor.errors import FetchError, RetryLater
+    from monitor.fetch import Fetched, Fetcher
+    from monitor.guard import AddressPolicy
+
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        path = request.url.path
+        if path == "/feed":
+            if request.headers.get("If-None-Match") == '"v1"':
+                return httpx.Response(304)
+            return httpx.Response(200, headers={"ETag": '"v1"'},
+                                  stream=httpx.ByteStream(b"<rss/>"))
+        if path == "/busy":
+            return httpx.Response(429, headers={"Retry-After": "120"})
+        if path.startswith("/hop"):
+            return httpx.Response(302, headers={"Location": f"/hop{int(path[4:]) + 1}"})
+        return httpx.Response(404)
+
+    fetcher = Fetcher(policy=AddressPolicy.from_settings(False, []), user_agent="test/1",
+                      timeout=5, connect_timeout=5, max_redirects=3,
+                      transport=httpx.MockTransport(answer))
+    try:
+        first = fetcher.get("http://news.example/feed", max_bytes=1000)
+        assert isinstance(first, Fetched) and first.etag == '"v1"' and first.body == b"<rss/>"
+        again = fetcher.get("http://news.example/feed", max_bytes=1000, etag='"v1"')
+        assert not isinstance(again, Fetched)  # not modified
+        with pytest.raises(RetryLater) as busy:
+            fetcher.get("http://news.example/busy", max_bytes=1000)
+        assert busy.value.retry_after == 120
+        with pytest.raises(FetchError, match="more than 3 redirects"):
+            fetcher.get("http://news.example/hop0", max_bytes=1000)
+        assert seen[0].headers["User-Agent"] == "test/1"
+    finally:
+        fetcher.close()

@@ -1,5 +1,5 @@
 """Delivery channels. Each sends one rendered digest and raises DeliveryError (retry later) or
-PermanentDeliveryError (retrying will not help); the relay in ``service.py`` records the outcome.
+PermanentDeliveryError (retrying will not help); the relay (``relay.py``) records the outcome.
 A send that went out with a part refused (an SMTP recipient) returns a warning instead.
 
 Channels are a registry: each module here has ``for_watchlist(settings, watchlist, clock)``
@@ -49,6 +49,9 @@ class Sender(Protocol):
         """Deliver ``job``; ``on_part(n)``: the first n parts are delivered (for channels that
         send in parts, so a retry does not repeat them). Returns a warning, or None."""
         ...
+
+
+SenderFactory = Callable[["Settings", str, Callable[[], datetime]], Sender]
 
 
 def sender(channel: str, settings: Settings, watchlist: str,
