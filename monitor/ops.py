@@ -20,33 +20,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
-from xml.sax.saxutils import escape, quoteattr
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import __version__
+from monitor.atom import render_atom
 from monitor.errors import MonitorError
+from monitor.metrics import REGISTRY
 from monitor.store import status as status_store
 
 log = logging.getLogger("monitor")
 
-# In-process figures; the stored totals are read from the database at each scrape.
-REGISTRY = CollectorRegistry()
-POLLS = Counter("monitor_feed_polls", "Feed polls by result (ok, unchanged, failed).",
-                ["result"], registry=REGISTRY)
-STAGE_SECONDS = Histogram(
-    "monitor_stage_seconds", "Time spent per pipeline stage.", ["stage"], registry=REGISTRY,
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-CYCLES = Counter("monitor_cycles", "Daemon cycles run.", registry=REGISTRY)
 
 
 class Liveness:
@@ -289,35 +276,4 @@ def atom(sessions: sessionmaker[Session], watchlist: str, host: str, limit: int)
     """The watchlist's most recent matches as an Atom feed: alerts as a feed."""
     with sessions() as s:
         rows = status_store.recent_matches(s, watchlist, limit)
-    updated = rows[0][1].created_at if rows else datetime(1970, 1, 1, tzinfo=UTC)
-    base = f"http://{host}" if host else ""
-    entries = []
-    for article, match in rows:
-        link = article.link if article.link.startswith(("http://", "https://")) else ""
-        terms = ", ".join(match.terms)
-        entries.append(
-            "<entry>"
-            f"<id>urn:monitor:match:{match.id}</id>"
-            f"<title>{escape(article.title or '(no title)')}</title>"
-            + (f"<link rel=\"alternate\" href={quoteattr(link)}/>" if link else "")
-            + f"<updated>{_iso(match.created_at)}</updated>"
-            + (f"<published>{_iso(article.published_at)}</published>"
-               if article.published_at else "")
-            + f"<author><name>{escape(article.outlet or 'unknown')}</name></author>"
-            + "".join(f"<category term={quoteattr(t)}/>" for t in match.terms)
-            + f"<summary>{escape(match.snippet)}</summary>"
-            + f"<content type=\"text\">{escape(f'Matched: {terms}. {match.snippet}')}</content>"
-            "</entry>")
-    feed_url = f"{base}/feeds/{watchlist}.atom"
-    return ("<?xml version=\"1.0\" encoding=\"utf-8\"?>"
-            "<feed xmlns=\"http://www.w3.org/2005/Atom\">"
-            f"<id>urn:monitor:watchlist:{escape(watchlist)}</id>"
-            f"<title>{escape(f'monitor: {watchlist}')}</title>"
-            f"<link rel=\"self\" href={quoteattr(feed_url)}/>"
-            f"<updated>{_iso(updated)}</updated>"
-            f"<generator version={quoteattr(__version__)}>monitor</generator>"
-            + "".join(entries) + "</feed>").encode()
-
-
-def _iso(value: datetime) -> str:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return render_atom(watchlist, rows, host)

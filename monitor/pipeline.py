@@ -24,7 +24,7 @@ from monitor.errors import FeedError, FetchError, RetryLater
 from monitor.feeds import Entry
 from monitor.fetch import Fetched, Fetcher
 from monitor.match import Matcher, WatchlistMatch
-from monitor.ops import STAGE_SECONDS
+from monitor.metrics import STAGE_SECONDS
 from monitor.store import articles
 from monitor.store import feeds as feed_store
 from monitor.store.db import WriteBatch

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import Settings
 from monitor.errors import StorageError
-from monitor.ops import POLLS
+from monitor.metrics import POLLS
 from monitor.pipeline import Context, FeedResult, process_feed
 from monitor.store import db
 from monitor.store import feeds as feed_store

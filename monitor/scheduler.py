@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import ops
 from monitor.errors import StorageError
-from monitor.ops import CYCLES
+from monitor.metrics import CYCLES
 from monitor.reload import Reloader
 from monitor.service import Service
 from monitor.store.db import describe
