@@ -59,9 +59,12 @@ def features_cost() -> float:
                 lambda t, x: (figures(x[:400]), weekdays(x[:400])))
     total = per_article("all features (extract)", texts, extract)
     if CORPUS.is_dir():
+        import gzip
+
         from monitor.extract import extract_text
 
-        pages = [(p.read_bytes(), p.name) for p in sorted(CORPUS.glob("*.html"))]
+        pages = [(gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes(),
+                  p.name) for p in sorted((CORPUS / "html").glob("*"))]
         runs = []
         for _ in range(3):
             started = time.perf_counter()

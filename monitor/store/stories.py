@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -44,10 +45,14 @@ def catch_up(session: Session, index: Index, seen: int, horizon: timedelta) -> i
     return seen
 
 
+def _bytes(total: npt.NDArray[np.floating]) -> bytes:
+    return np.asarray(total, dtype=np.float32).tobytes()
+
+
 def create(session: Session, story: Decided, title: str, version: int, now: datetime) -> int:
     """A new story from the decider's (its id is the row's); the id."""
     row = Story(title=title, first_seen=story.first, last_seen=story.last, article_count=1,
-                languages=sorted(story.languages), vector_total=story.total.tobytes(),
+                languages=sorted(story.languages), vector_total=_bytes(story.total),
                 vector_count=story.count, names=dict(story.names),
                 figures=sorted(story.figures), days=sorted(story.days), version=version,
                 created_at=now)
@@ -61,7 +66,7 @@ def save(session: Session, story: Decided, version: int, *, added: int = 1) -> N
     session.execute(update(Story).where(Story.id == story.id).values(
         first_seen=story.first, last_seen=story.last,
         article_count=Story.article_count + added, languages=sorted(story.languages),
-        vector_total=story.total.tobytes(), vector_count=story.count, names=dict(story.names),
+        vector_total=_bytes(story.total), vector_count=story.count, names=dict(story.names),
         figures=sorted(story.figures), days=sorted(story.days), version=version))
 
 

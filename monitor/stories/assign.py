@@ -68,7 +68,7 @@ class Story:
     def add(self, features: Features, when: datetime) -> None:
         vector = as_vector(features)
         if vector is not None:
-            self.total = self.total + vector
+            self.total = np.asarray(self.total, dtype=np.float32) + vector
             self.count += 1
         self.first, self.last = min(self.first, when), max(self.last, when)
         if features.language:
@@ -125,7 +125,7 @@ class Index:
         row = self._rows.get(story.id)
         if row is None:
             if self._used == len(self._matrix):
-                size = max(64, 2 * len(self._matrix))
+                size = max(64, len(self._matrix) * 3 // 2)
                 grown = np.zeros((size, DIMENSIONS), np.float32)
                 grown[:self._used] = self._matrix[:self._used]
                 coarse = np.zeros((size, COARSE), np.float32)
@@ -135,9 +135,11 @@ class Index:
             self._used += 1
             self._rows[story.id] = row
             self._ids.append(story.id)
-        norm = float(np.linalg.norm(story.total))
-        self._matrix[row] = story.total / norm if norm > 0 else 0.0
+        total = np.asarray(story.total, dtype=np.float32)
+        norm = float(np.linalg.norm(total))
+        self._matrix[row] = total / norm if norm > 0 else 0.0
         self._coarse[row] = self._matrix[row] @ _projection()
+        story.total = total.astype(np.float16)  # held at half size; sums are back in float32
 
     def drop_before(self, moment: datetime) -> None:
         """Forget the stories last active before ``moment``."""

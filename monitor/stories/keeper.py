@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from monitor.store import stories as store
@@ -75,6 +76,6 @@ class Stories:
 
 def _copy(story: assign.Story) -> assign.Story:
     """A story to change and write back; the index keeps the committed one."""
-    return assign.Story(story.id, story.total.copy(), story.count, story.first, story.last,
-                        set(story.languages), story.names.copy(), set(story.figures),
-                        set(story.days))
+    return assign.Story(story.id, np.array(story.total, dtype=np.float32), story.count,
+                        story.first, story.last, set(story.languages), story.names.copy(),
+                        set(story.figures), set(story.days))
