@@ -113,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     stories.add_argument("--json", action="store_true", help="one JSON array (for tools)")
     stories.add_argument("--limit", type=int, default=500,
                          help="at most this many stories (default 500)")
+    trends = sub.add_parser(
+        "trends", parents=[common], help="each watchlist entity's recent count against its usual",
+        description="Per watchlist entity and term: the mentions (original articles) in the "
+        "recent window, the usual count of such a window, the surprise score and whether it "
+        "is spiking.")
+    trends.add_argument("--watchlist", metavar="NAME", help="only this watchlist")
+    trends.add_argument("--json", action="store_true", help="one JSON array (for tools)")
     sub.add_parser("watchlists", parents=[common], help="list the watchlists",
                    description="Each watchlist: what it looks for, its channels and schedule, "
                    "and the file it comes from.")

@@ -126,6 +126,41 @@ def cmd_once(settings: config.Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trends(settings: config.Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from monitor import trending
+    from monitor.spikes import Rules
+    from monitor.store import db
+
+    _watchlists(settings, args.watchlist)
+    rules = Rules()
+    engine, sessions = db.open_database(settings.storage.url, write=False)
+    try:
+        with sessions() as session:
+            found = trending.current(session, settings, datetime.now(UTC), rules,
+                                     args.watchlist)
+    finally:
+        engine.dispose()
+    hours = rules.window.total_seconds() / 3600
+    if args.json:
+        print(json.dumps([{
+            "watchlist": t.watchlist, "entity": t.entity, "window_hours": hours,
+            "count": t.verdict.count, "baseline": t.verdict.expected,
+            "score": t.verdict.score, "spike": t.verdict.spike,
+            "alerted_at": t.alerted_at.isoformat().replace("+00:00", "Z")
+            if t.alerted_at else None} for t in found], ensure_ascii=False, indent=1))
+        return 0
+    if not found:
+        print("no watchlist entities or terms")
+    for t in found:
+        v = t.verdict
+        flag = "SPIKE" if v.spike else "     "
+        print(f"{flag} {t.watchlist} / {t.entity}: {v.count} in the last {hours:g}h "
+              f"({_count(v.outlets, 'outlet')}), usually {v.expected:g}; score {v.score:g}")
+    return 0
+
+
 def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
@@ -704,4 +739,5 @@ COMMANDS: dict[str, Callable[[config.Settings, argparse.Namespace], int]] = {
     "status": cmd_status, "explain": cmd_explain, "backfill": cmd_backfill,
     "health": cmd_health, "prune": cmd_prune, "feeds": cmd_feeds, "search": cmd_search,
     "watchlists": cmd_watchlists, "test-channel": cmd_test_channel, "stories": cmd_stories,
+    "trends": cmd_trends,
 }

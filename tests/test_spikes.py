@@ -1,0 +1,143 @@
+"""Spikes: the decider with plain data (a steady series with a daily rhythm, a burst, a new
+entity, the cooldown), and `monitor trends --json` over back-dated articles stored by the real
+pipeline."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.spikes import Rules, alert_due, judge, poisson_surprise
+from tests.builders import rss
+from tests.conftest import Route, Web, write_config
+
+NOW = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)
+
+
+def steady(rng: random.Random, start: datetime, end: datetime, per_day: float) -> list[datetime]:
+    """Mentions with a daily rhythm (busy 07-19, quiet nights) and quieter weekends."""
+    times = []
+    hour = start
+    while hour < end:
+        busy = 1.6 if 7 <= hour.hour < 19 else 0.4
+        weekend = 0.5 if hour.weekday() >= 5 else 1.0
+        rate = per_day / 24 * busy * weekend
+        # Poisson draw for this hour
+        count, p, limit = 0, 1.0, pow(2.718281828, -rate)
+        while True:
+            p *= rng.random()
+            if p < limit:
+                break
+            count += 1
+        times += [hour + timedelta(minutes=rng.randrange(60)) for _ in range(count)]
+        hour += timedelta(hours=1)
+    return times
+
+
+def test_poisson_surprise_is_the_upper_tail() -> None:
+    assert poisson_surprise(0, 2.0) == 0.0
+    assert poisson_surprise(1, 1.0) == pytest.approx(0.1992, abs=1e-4)  # 1 - e^-1
+    assert poisson_surprise(5, 0.25) == pytest.approx(5.1797, abs=1e-3)
+
+
+def test_steady_series_with_a_daily_rhythm_raise_at_most_a_rare_false_alarm() -> None:
+    """Three entities (2, 8 and 30 mentions a day) over two months, checked hourly: six
+    entity-months. bench/spikes.py measures 0.066 false alarms per entity-month (threshold 4);
+    more than one here would be far off that."""
+    rules = Rules()
+    alarms = 0
+    for per_day, seed in ((2, 1), (8, 2), (30, 3)):
+        rng = random.Random(seed)
+        start = NOW - timedelta(days=74)
+        times = steady(rng, start, NOW, per_day)
+        last = None
+        hour = start + rules.baseline + rules.window
+        while hour <= NOW:
+            seen = [t for t in times if t <= hour]
+            v = judge(seen, outlets_in_window=5, now=hour, rules=rules)
+            if alert_due(v, last, 0, hour, rules):
+                alarms, last = alarms + 1, hour
+            hour += timedelta(hours=1)
+    assert alarms <= 1, alarms
+
+
+def test_the_first_days_after_two_flat_weeks_raise_nothing() -> None:
+    rules = Rules()
+    times = steady(random.Random(5), NOW - timedelta(days=17), NOW, 8)
+    for hours in range(0, 72):
+        moment = NOW - timedelta(hours=hours)
+        assert not judge([t for t in times if t <= moment], 5, moment, rules).spike
+
+
+def test_a_burst_spikes_and_alerts_once_until_it_grows_or_the_cooldown_ends() -> None:
+    rules = Rules()
+    rng = random.Random(7)
+    times = steady(rng, NOW - timedelta(days=15), NOW - timedelta(hours=4), 3)
+    burst = [NOW - timedelta(minutes=10 * i) for i in range(8)]
+    v = judge(times + burst, outlets_in_window=4, now=NOW, rules=rules)
+    assert v.spike and v.count == 8 and v.score >= rules.threshold
+    assert alert_due(v, None, 0, NOW, rules)
+    later = NOW + timedelta(hours=1)
+    more = judge(times + burst + [later - timedelta(minutes=5)], 4, later, rules)
+    assert more.spike and not alert_due(more, NOW, v.count, later, rules)  # one surge, one alert
+    grown = judge(times + burst + [later - timedelta(minutes=m) for m in range(1, 60, 6)], 6,
+                  later, rules)
+    assert alert_due(grown, NOW, v.count, later, rules)  # doubled: alert again
+    after = NOW + rules.cooldown + timedelta(hours=1)
+    again = [after - timedelta(minutes=10 * i) for i in range(8)]
+    v2 = judge(times + burst + again, 4, after, rules)
+    assert alert_due(v2, NOW, v.count, after, rules)  # a burst after the cooldown
+
+
+def test_a_new_name_or_one_outlet_is_no_alarm() -> None:
+    rules = Rules()
+    mentions = [NOW - timedelta(minutes=m) for m in (5, 20, 40, 50, 70)]
+    for n in (1, 2, 3, 4):  # a name with no history: its first mentions are not an alarm
+        assert not judge(mentions[:n], 3, NOW, rules).spike, n
+    assert judge(mentions, 3, NOW, rules).spike  # five within the window: p < 1e-4
+    assert not judge(mentions * 3, 1, NOW, rules).spike  # one outlet repeating itself
+
+
+def _words(rng: random.Random, n: int) -> str:
+    syllables = ["ka", "lo", "mi", "ter", "sa", "vun", "dri", "op", "nel", "ru", "zu", "fa"]
+    return " ".join("".join(rng.choice(syllables) for _ in range(3)) for _ in range(n))
+
+
+def test_trends_json_shows_a_burst_against_two_weeks_of_back_dated_mentions(
+        tmp_path: Path, web: Web, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = random.Random(11)
+    now = datetime.now(UTC).replace(microsecond=0)
+    steady_items = []
+    for i in range(28):  # Barkhane twice a day for two weeks
+        when = now - timedelta(days=14) + timedelta(hours=12 * i)
+        steady_items.append({"title": f"Barkhane {_words(rng, 3)}", "link": web.url(f"/s/{i}"),
+                             "guid": f"s{i}", "date": format_datetime(when),
+                             "text": f"Barkhane {_words(rng, 40)}"})
+    feeds = [web.url("/steady.xml")]
+    web.routes["/steady.xml"] = Route(200, rss(steady_items))
+    for outlet in range(3):  # then Wagner, six times in an hour from three outlets
+        items = [{"title": f"Wagner {_words(rng, 3)}", "link": web.url(f"/b/{outlet}/{i}"),
+                  "guid": f"b{outlet}{i}",
+                  "date": format_datetime(now - timedelta(minutes=10 * i + outlet)),
+                  "text": f"Wagner {_words(rng, 40)}"} for i in range(2)]
+        web.routes[f"/burst{outlet}.xml"] = Route(200, rss(items, title=f"Outlet {outlet}"))
+        feeds.append(web.url(f"/burst{outlet}.xml"))
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=feeds, smtp_port=None, slack_url=None, seeds=False,
+                       allowed=[f"127.0.0.1:{web.port}"], fetch={"fetch_pages": False})
+    assert main(["--config", str(cfg), "once"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "trends", "--json"]) == 0
+    rows = {r["entity"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"Wagner", "Barkhane", "Takuba", "MINUSMA"}
+    assert set(rows["Wagner"]) == {"watchlist", "entity", "window_hours", "count", "baseline",
+                                   "score", "spike", "alerted_at"}
+    assert rows["Wagner"]["spike"] is True and rows["Wagner"]["count"] == 6
+    assert rows["Barkhane"]["spike"] is False and rows["Barkhane"]["baseline"] >= 0.25
+    assert not rows["Takuba"]["spike"] and rows["Takuba"]["count"] == 0
