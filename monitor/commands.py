@@ -130,11 +130,10 @@ def cmd_trends(settings: config.Settings, args: argparse.Namespace) -> int:
     import json
 
     from monitor import trending
-    from monitor.spikes import Rules
     from monitor.store import db
 
     _watchlists(settings, args.watchlist)
-    rules = Rules()
+    rules = settings.spikes.rules()
     engine, sessions = db.open_database(settings.storage.url, write=False)
     try:
         with sessions() as session:

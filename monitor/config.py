@@ -33,6 +33,7 @@ from monitor.fields import (
     _Section,
     _sender,
 )
+from monitor.spikes import Rules
 from monitor.watchlists.compile import watchlist_of
 from monitor.watchlists.schema import WatchlistSettings
 
@@ -259,6 +260,47 @@ class ChannelSettings(_Section):
     apprise: AppriseChannel = AppriseChannel()
 
 
+class SpikeSettings(_Section):
+    """When an entity is mentioned improbably often (``monitor/spikes.py`` says how)."""
+
+    window: float = Field(10800.0, description="The recent window an entity's mentions are "
+                          "counted in ('3h').")
+    baseline: float = Field(1209600.0, description="The trailing period its usual count comes "
+                            "from ('14d').")
+    threshold: Annotated[float, Field(gt=0, le=100)] = Field(
+        4.0, description="Surprise score for a spike: -log10 of the chance of so many mentions "
+        "at the usual rate (4: one in 10,000).")
+    min_count: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        4, description="Least mentions in the window for a spike.")
+    min_outlets: Annotated[int, Field(ge=1, le=1000)] = Field(
+        2, description="Least outlets among them.")
+    ratio: Annotated[float, Field(ge=1, le=1000)] = Field(
+        3.0, description="Least multiple of the usual count.")
+    cooldown: float = Field(43200.0, description="After an alert, how long the same entity or "
+                            "story stays quiet ('12h') unless its surge grows `growth` times.")
+    growth: Annotated[float, Field(ge=1, le=1000)] = Field(
+        2.0, description="How much a surge must grow to alert again within the cooldown.")
+    breaking_outlets: Annotated[int, Field(ge=2, le=1000)] = Field(
+        4, description="A story is breaking when this many outlets carry it within "
+        "`breaking_window`...")
+    breaking_languages: Annotated[int, Field(ge=2, le=100)] = Field(
+        3, description="... or it is told in this many languages within it (by at least "
+        "`min_outlets` outlets).")
+    breaking_window: float = Field(21600.0, description="The window of a story's velocity "
+                                   "('6h').")
+
+    @field_validator("window", "baseline", "cooldown", "breaking_window", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> float:
+        return _duration_seconds(v, timedelta(days=90))
+
+    def rules(self) -> Rules:
+        return Rules(window=timedelta(seconds=self.window),
+                     baseline=timedelta(seconds=self.baseline), threshold=self.threshold,
+                     min_count=self.min_count, min_outlets=self.min_outlets, ratio=self.ratio,
+                     cooldown=timedelta(seconds=self.cooldown), growth=self.growth)
+
+
 class RetentionSettings(_Section):
     after: float = Field(
         0.0, description="Age ('365d') after which an article loses its text, its matches and "
@@ -328,6 +370,7 @@ class Settings(_Section):
     channels: ChannelSettings = ChannelSettings()
     digest: DigestSettings = DigestSettings()
     retention: RetentionSettings = RetentionSettings()
+    spikes: SpikeSettings = SpikeSettings()
     log: LogSettings = LogSettings()
     http: HttpSettings = HttpSettings()
 

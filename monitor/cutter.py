@@ -18,6 +18,7 @@ from monitor.relay import Instance
 from monitor.schedule import parse_quiet_hours, parse_schedule
 from monitor.store import feeds as feed_store
 from monitor.store import outbox
+from monitor.store import spikes as spike_store
 from monitor.text import clean
 from monitor.urls import redact
 
@@ -70,7 +71,9 @@ class DigestCutter:
                     continue
                 if notices is None:
                     notices = self.notices(session, now)
-                count = sum(self._cut_one(session, wl.name, ch, now, notices) for ch in
+                spiked = [a.headline.removeprefix("[monitor] ")
+                          for a in spike_store.since(session, wl.name, last)]
+                count = sum(self._cut_one(session, wl.name, ch, now, notices, spiked) for ch in
                             self.host.channels.get(wl.name, []))
                 made += count
                 if decide.reschedule_after_cut(decision, cut=count, ever_sent=last is not None):
@@ -120,14 +123,15 @@ class DigestCutter:
         return [clean(redact(n), 500, single_line=True) for n in out]
 
     def _cut_one(self, session: Session, watchlist: str, channel: str, now: datetime,
-                 notices: list[str]) -> int:
+                 notices: list[str], spiked: list[str] | None = None) -> int:
         alert_ids = outbox.pending_alerts(session, watchlist, channel)
         if not alert_ids:
             return 0  # no empty digests
         items = outbox.digest_items(session, alert_ids)
         stories = group(items, outbox.story_info(session, items, watchlist, channel))
         row = outbox.insert_digest(session, watchlist, channel, len(items), now)
-        rendered = self.host.renderer.render(DigestData(watchlist, items, now, notices, stories))
+        rendered = self.host.renderer.render(DigestData(watchlist, items, now, notices, stories,
+                                                        spiked or []))
         domain = sender_domain(self.host.settings.channels.email.sender)
         row.subject, row.body_text, row.body_html = rendered.subject, rendered.text, rendered.html
         row.slack_payload = dumps_slack(rendered.slack)

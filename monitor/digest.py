@@ -123,6 +123,7 @@ class DigestData:
     generated_at: datetime
     notices: list[str] = field(default_factory=list)  # for the operator: broken channels, feeds
     stories: list[StoryBlock] | None = None  # None: each item on its own
+    spiked: list[str] = field(default_factory=list)  # spike alerts since the last digest
 
     @property
     def blocks(self) -> list[StoryBlock]:
@@ -295,3 +296,67 @@ def slack_messages(data: DigestData) -> list[dict[str, object]]:
 
 def dumps_slack(messages: list[dict[str, object]]) -> str:
     return json.dumps(messages, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Spike and breaking-story alerts: a short message of their own.
+
+
+@dataclass(frozen=True)
+class AlertStory:
+    title: str
+    articles: list[tuple[str, str, str]]  # (title, link, outlet), at most a few
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    watchlist: str
+    kind: str  # "spike" (an entity) or "breaking" (a story)
+    name: str  # the entity, or the story's title
+    summary: str  # the figures: "6 mentions in the last 3h from 3 outlets (usually 0.3)"
+    stories: list[AlertStory]
+    generated_at: datetime
+
+
+def render_alert(message: AlertMessage) -> Rendered:
+    """Subject and first lines name the watchlist, say "spike" or "breaking" and name the
+    entity or story; every stored string escaped, links only http(s)."""
+    import html as markup
+
+    head = clean(f"{message.watchlist}: {message.kind}: {message.name}", 250, single_line=True)
+    lines = [head, message.summary, ""]
+    html_items = []
+    slack_lines = []
+    for story in message.stories:
+        lines.append(f"- {story.title}")
+        links = []
+        for title, link, outlet in story.articles:
+            safe = safe_link(link)
+            lines.append(f"    {outlet}: {title}" + (f" <{safe}>" if safe else ""))
+            links.append((f'<a href="{markup.escape(safe)}">{markup.escape(title)}</a>'
+                          if safe else markup.escape(title)) + f" · {markup.escape(outlet)}")
+            slack_lines.append(f"• <{slack_escape(_slack_url(safe))}|{slack_escape(title)}> — "
+                               f"{slack_escape(outlet)}" if safe
+                               else f"• {slack_escape(title)} — {slack_escape(outlet)}")
+        html_items.append(f"<li><strong>{markup.escape(story.title)}</strong><ul>"
+                          + "".join(f"<li>{x}</li>" for x in links) + "</ul></li>")
+    lines += ["", "-- ", f"Sent by monitor at {message.generated_at:%Y-%m-%d %H:%M UTC}."]
+    text = "\n".join(lines) + "\n"
+    body = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{markup.escape(head)}"
+            f"</title></head><body style=\"font-family: sans-serif; max-width: 640px\">"
+            f"<h1 style=\"font-size: 18px\">{markup.escape(head)}</h1>"
+            f"<p>{markup.escape(message.summary)}</p><ul>{''.join(html_items)}</ul>"
+            f"<p style=\"font-size: 12px; color: #71717a\">Sent by monitor at "
+            f"{message.generated_at:%Y-%m-%d %H:%M UTC}.</p></body></html>")
+    first = f"*{slack_escape(head)}*"
+    blocks: list[dict[str, object]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": first}},
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": slack_escape(message.summary)[:SLACK_MAX_SECTION]}}]
+    if slack_lines:
+        blocks.append({"type": "section", "text": {
+            "type": "mrkdwn", "text": "\n".join(slack_lines)[:SLACK_MAX_SECTION]}})
+    slack = [{"text": slack_escape(head), "blocks": blocks, "unfurl_links": False,
+              "unfurl_media": False}]
+    return Rendered(subject=clean(f"[monitor] {head}", 250, single_line=True), text=text,
+                    html=body, slack=slack)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -31,6 +32,9 @@ from monitor.atom import render_atom
 from monitor.errors import MonitorError
 from monitor.metrics import REGISTRY
 from monitor.store import status as status_store
+
+if TYPE_CHECKING:
+    from monitor.trending import Trend
 
 log = logging.getLogger("monitor")
 
@@ -147,6 +151,32 @@ class _Totals(Collector):
         yield g
 
 
+class _Trends(Collector):
+    """Each watchlist entity's mentions in the spike window, its usual count and its score, read
+    at scrape time (``trending.current``), for a Grafana panel of rates."""
+
+    def __init__(self, sessions: sessionmaker[Session],
+                 trends: Callable[[Session], list[Trend]]) -> None:
+        self.sessions, self.trends = sessions, trends
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.sessions() as s:
+            found = self.trends(s)
+        families: list[tuple[str, str, Callable[[Trend], float]]] = [
+            ("monitor_entity_mentions", "Mentions (original articles) in the spike window.",
+             lambda t: t.verdict.count),
+            ("monitor_entity_usual", "The usual count of such a window (the baseline).",
+             lambda t: t.verdict.expected),
+            ("monitor_entity_score", "Surprise score of the window's count (spike at "
+             "spikes.threshold).", lambda t: t.verdict.score),
+        ]
+        for name, help_text, value in families:
+            g = GaugeMetricFamily(name, help_text, labels=["watchlist", "entity"])
+            for t in found:
+                g.add_metric([t.watchlist, t.entity], value(t))
+            yield g
+
+
 @dataclass
 class Endpoint:
     server: ThreadingHTTPServer
@@ -200,10 +230,13 @@ class DatabaseProbe:
 
 
 def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
-          watchlists: Callable[[], list[str]], atom_items: int = 50) -> Endpoint:
+          watchlists: Callable[[], list[str]], atom_items: int = 50,
+          trends: Callable[[Session], list[Trend]] | None = None) -> Endpoint:
     """Start the endpoint on ``host:port`` in a thread."""
     registry = CollectorRegistry()
     registry.register(_Totals(sessions))
+    if trends is not None:
+        registry.register(_Trends(sessions, trends))
 
     class Handler(BaseHTTPRequestHandler):
         server_version = f"monitor/{__version__}"

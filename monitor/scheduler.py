@@ -135,9 +135,13 @@ def run_daemon(service: Service, reloader: Reloader | None = None, *,
     scheduler.start()
     endpoint = None
     if service.settings.http.enabled:
+        from monitor import trending
+
         endpoint = ops.serve(service.settings.http.listen, service.sessions, liveness,
                              lambda: [w.name for w in service.settings.watchlists],
-                             service.settings.http.atom_items)
+                             service.settings.http.atom_items,
+                             lambda s: trending.current(s, service.settings, datetime.now(UTC),
+                                                        service.settings.spikes.rules()))
     notifier.send("READY=1")
     notifier.run_watchdog(liveness)
     if on_start is not None:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from monitor import notify, seeds
+from monitor.alerter import Alerter
 from monitor.config import Settings
 from monitor.cutter import DigestCutter, Preview
 from monitor.digest import Renderer
@@ -96,6 +97,7 @@ class Service:
         self.poller = Poller(self)
         self.cutter = DigestCutter(self)
         self.relayer = Relay(self, senders)
+        self.alerter = Alerter(self)
         self.last_cut = 0  # digests cut by the last cycle
         self.last_relay = RelayReport()  # and what its relay did
 
@@ -194,6 +196,7 @@ class Service:
         results = self.poll(ignore_schedule=ignore_schedule, progress=progress)
         self.last_cut, self.last_relay = 0, RelayReport()
         if not self.stopping.is_set():
+            self.alerter.run()
             self.last_cut = self.cut_digests()
             self.last_relay = self.relay()
         if not self.stopping.is_set() and self.settings.retention.after and (

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from monitor.config import Settings
 from monitor.spikes import Rules, Verdict, judge
+from monitor.store import spikes as spike_store
 from monitor.store import trends as trend_store
 
 
@@ -32,6 +33,7 @@ def watched(settings: Settings, watchlist: str | None = None) -> dict[str, list[
 def current(session: Session, settings: Settings, now: datetime, rules: Rules,
             watchlist: str | None = None) -> list[Trend]:
     out = []
+    alerted = spike_store.last_alerted(session, watchlist)
     for name, entities in watched(settings, watchlist).items():
         by_term = defaultdict(list)
         for m in trend_store.mentions(session, name, now - rules.baseline - rules.window):
@@ -46,5 +48,6 @@ def current(session: Session, settings: Settings, now: datetime, rules: Rules,
                 if m.story_id is not None:
                     stories[m.story_id] += 1
             out.append(Trend(name, entity, verdict,
-                             sorted(stories, key=lambda s: -stories[s])))
+                             sorted(stories, key=lambda s: -stories[s]),
+                             alerted.get((name, entity))))
     return out

@@ -18,7 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from monitor.digest import Copy, DigestData, Item, Renderer, StoryInfo, dumps_slack, group
+from monitor.digest import (
+    AlertMessage,
+    AlertStory,
+    Copy,
+    DigestData,
+    Item,
+    Renderer,
+    StoryInfo,
+    dumps_slack,
+    group,
+    render_alert,
+)
 from monitor.extract import extract_text
 from monitor.feeds import parse
 from monitor.match import Entity, Matcher, Term, Watchlist
@@ -131,3 +142,25 @@ def test_digest_by_story() -> None:
     check(GOLDEN / "digest" / "stories-slack.json",
           json.dumps(json.loads(dumps_slack(rendered.slack)), ensure_ascii=False, indent=1)
           + "\n")
+
+
+def test_spike_alert_message_and_a_digest_opening_with_what_spiked() -> None:
+    message = AlertMessage(
+        "sahel", "spike", "Wagner <b>Group</b>",
+        "6 mentions in the last 3h from 3 outlets (usually 0.25 in 3h; score 6.5)",
+        [AlertStory("Wagner fighters arrive in Bamako",
+                    [("Wagner fighters arrive in Bamako", "https://news.example/a/1",
+                      "Sahel Wire"), ("«Вагнер» в Мали", "javascript:alert(1)", "Новости")])],
+        NOW)
+    rendered = render_alert(message)
+    check(GOLDEN / "alert" / "spike.txt", f"Subject: {rendered.subject}\n\n{rendered.text}")
+    check(GOLDEN / "alert" / "spike.html", rendered.html + "\n")
+    check(GOLDEN / "alert" / "spike-slack.json",
+          json.dumps(json.loads(dumps_slack(rendered.slack)), ensure_ascii=False, indent=1)
+          + "\n")
+    data = DigestData("sahel", digest_items()[:1], NOW,
+                      spiked=["sahel: spike: Wagner <b>Group</b>"])
+    digest = Renderer().render(data)
+    assert "spike" not in digest.subject
+    check(GOLDEN / "digest" / "spiked.txt", digest.text)
+    check(GOLDEN / "digest" / "spiked.html", digest.html)

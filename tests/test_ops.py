@@ -134,6 +134,8 @@ def test_the_daemon_tells_systemd_and_serves_health_metrics_and_atom(
         assert 'monitor_feed_polls_total{result="ok"}' in metrics
         assert 'monitor_matches{watchlist="sahel"} 1.0' in metrics
         assert 'monitor_articles{kind="original"} 1.0' in metrics
+        assert 'monitor_entity_mentions{entity="Wagner",watchlist="sahel"}' in metrics
+        assert 'monitor_entity_usual{entity="Barkhane",watchlist="sahel"}' in metrics
         assert 'monitor_stage_seconds_bucket{le="0.1",stage="page"}' in metrics
         assert "monitor_cycles_total" in metrics
 

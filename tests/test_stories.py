@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from monitor.cli import main
+from monitor.match import Matcher
 from monitor.store import articles
 from monitor.store import stories as story_store
 from monitor.store.tables import Article
-from monitor.stories import assign
+from monitor.stories import assign, evaluate
 from monitor.stories.features import YESTERDAY, Features, figures, language, places, weekdays
 from monitor.stories.keeper import Stories
-from tests.conftest import Mailbox, Route, Web, write_config
+from tests.conftest import ROOT, Mailbox, Route, Web, write_config
 
 T0 = datetime(2026, 7, 7, 9, 0, tzinfo=UTC)  # a Tuesday
 
@@ -259,3 +260,34 @@ def test_explain_article_says_which_story_it_joined_and_why(
                      joined)
     assert "scored against story 1" in joined
     assert re.search(r"language: (en|fr)", joined)
+
+
+# -- the labelled set (tests/data/stories): three parts written from meaning alone, before any
+# tuning; the threshold was then chosen on dev_a and dev_b; heldout.json was never tuned on.
+# First figures, with the weights as written before any data: dev F1 0.980, cross-language
+# recall 0.953; held-out F1 0.937, cross-language recall 0.854; no hard-negative pair merged.
+
+DATA = Path(__file__).parent / "data" / "stories"
+
+
+@pytest.fixture(scope="module")
+def shipped_matcher() -> Matcher:
+    from monitor import config
+    from monitor.watchlists import matcher_for
+
+    return matcher_for(config.load(ROOT / "config" / "monitor.toml"))
+
+
+@pytest.mark.parametrize("part", ["dev", "heldout"])
+def test_the_labelled_stories_are_grouped_across_languages_and_hard_negatives_kept_apart(
+        part: str, shipped_matcher: Matcher) -> None:
+    files = sorted(DATA.glob("dev_*.json")) if part == "dev" else [DATA / "heldout.json"]
+    labelled = evaluate.load(files)
+    assert len(labelled.articles) >= 50 and len(labelled.hard_negatives) >= 3
+    found = evaluate.scores(labelled, evaluate.cluster(
+        labelled.articles, evaluate.featurise(labelled.articles, shipped_matcher),
+        assign.Weights()))
+    print(f"{part}: {found.line()}")
+    assert found.f1 >= 0.90, found.line()
+    assert found.cross_language_recall >= 0.85, found.line()
+    assert found.hard_negatives_merged == [], found.line()

@@ -19,6 +19,10 @@ Nouns:
   (the sum of its articles' sentence vectors, the names, figures and event days they give) and
   ``version``, the id of the last article that changed it, so an instance catches up on the
   stories others changed by reading the rows with a higher version.
+- ``spike_alerts``: each spike (an entity, ``kind`` "entity") or breaking story (``kind``
+  "story", ``key`` its id) alerted for a watchlist, with the figures it was alerted on; the
+  cooldown reads the last one. Its message is queued as ``digests`` rows (one per channel), in
+  the same transaction, so the relay delivers it exactly as a digest.
 """
 
 from __future__ import annotations
@@ -223,6 +227,21 @@ class Alert(Base):
     match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"))
     digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
+
+
+class SpikeAlert(Base):
+    __tablename__ = "spike_alerts"
+    __table_args__ = (Index("ix_spike_alerts_key", "watchlist", "kind", "key", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    watchlist: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # entity | story
+    key: Mapped[str] = mapped_column(String(500))  # the entity or term, or the story's id
+    headline: Mapped[str] = mapped_column(Text)  # what the message's first line says
+    count: Mapped[int] = mapped_column(Integer)  # mentions (entity) or outlets (story)
+    expected: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class WatchlistState(Base):

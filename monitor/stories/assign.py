@@ -40,7 +40,7 @@ COARSE_FROM = 16_000  # stories; below, one exact pass is as fast
 
 @dataclass(frozen=True)
 class Weights:
-    threshold: float = 0.62
+    threshold: float = 0.58  # chosen on the dev parts of the labelled set (tests/data/stories)
     names: float = 0.06  # per shared name, up to ``names_cap``
     names_cap: float = 0.12
     figures: float = 0.05  # any shared figure

@@ -184,6 +184,13 @@ class WatchlistSettings(_Section):
         "out at the next cycle, ignoring the schedule and quiet hours; the digest carries "
         "everything pending."
     )
+    spike_alerts: bool = Field(
+        True, description="Send a message of its own, at the next cycle, when an entity or "
+        "term of this watchlist spikes or one of its stories is breaking ([spikes])."
+    )
+    spikes_in_quiet_hours: bool = Field(
+        False, description="true: spike and breaking alerts go out during quiet hours too."
+    )
 
     @field_validator("recipients")
     @classmethod
