@@ -19,6 +19,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ms ({min(values):.3f}–{max(values):.3f})"
 
 
-def per_article(label: str, texts: list[tuple[str, str]], function, passes: int = 5) -> float:
+def per_article(label: str, texts: list[tuple[str, str]],
+                function: Callable[[str, str], object], passes: int = 5) -> float:
     runs = []
     for _ in range(passes):
         started = time.perf_counter()

@@ -33,6 +33,7 @@ from monitor.work import DocumentWorkers
 log = logging.getLogger("monitor")
 
 PRUNE_EVERY = timedelta(days=1)
+SPIKES_EVERY = timedelta(minutes=15)
 
 
 def utcnow() -> datetime:
@@ -94,6 +95,7 @@ class Service:
         self.renderer = _renderer(settings)
         self.stopping = threading.Event()
         self._pruned_at: datetime | None = None
+        self._spikes_at: datetime | None = None
         self.poller = Poller(self)
         self.cutter = DigestCutter(self)
         self.relayer = Relay(self, senders)
@@ -196,7 +198,12 @@ class Service:
         results = self.poll(ignore_schedule=ignore_schedule, progress=progress)
         self.last_cut, self.last_relay = 0, RelayReport()
         if not self.stopping.is_set():
-            self.alerter.run()
+            now = self.clock()
+            # a spike starts with new mentions; without any, a look now and then is enough
+            if any(r.new for r in results) or self._spikes_at is None or \
+                    now - self._spikes_at >= SPIKES_EVERY:
+                self._spikes_at = now
+                self.alerter.run()
             self.last_cut = self.cut_digests()
             self.last_relay = self.relay()
         if not self.stopping.is_set() and self.settings.retention.after and (
