@@ -3,7 +3,7 @@ renderers. Pure: rows in, bytes out; every stored string escaped, links only htt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
@@ -15,13 +15,19 @@ if TYPE_CHECKING:
     from monitor.store.tables import Article, Match
 
 
-def render_atom(watchlist: str, rows: Sequence[tuple[Article, Match]], host: str) -> bytes:
+def render_atom(watchlist: str, rows: Sequence[tuple[Article, Match]], host: str,
+                stories: Mapping[int, str] | None = None) -> bytes:
+    """``stories``: story id -> title; each entry then names its story (a category in the
+    ``urn:monitor:story`` scheme and a first line of its content), so a reader can group."""
+    stories = stories or {}
     updated = rows[0][1].created_at if rows else datetime(1970, 1, 1, tzinfo=UTC)
     base = f"http://{host}" if host else ""
     entries = []
     for article, match in rows:
         link = safe_link(article.link)
         terms = ", ".join(match.terms)
+        story = stories.get(article.story_id) if article.story_id is not None else None
+        about = f"Story: {story}. " if story else ""
         entries.append(
             "<entry>"
             f"<id>urn:monitor:match:{match.id}</id>"
@@ -32,8 +38,11 @@ def render_atom(watchlist: str, rows: Sequence[tuple[Article, Match]], host: str
                if article.published_at else "")
             + f"<author><name>{escape(article.outlet or 'unknown')}</name></author>"
             + "".join(f"<category term={quoteattr(t)}/>" for t in match.terms)
+            + (f"<category scheme=\"urn:monitor:story\" term=\"{article.story_id}\" "
+               f"label={quoteattr(story)}/>" if story else "")
             + f"<summary>{escape(match.snippet)}</summary>"
-            + f"<content type=\"text\">{escape(f'Matched: {terms}. {match.snippet}')}</content>"
+            + f"<content type=\"text\">{escape(f'{about}Matched: {terms}. {match.snippet}')}"
+            "</content>"
             "</entry>")
     feed_url = f"{base}/feeds/{watchlist}.atom"
     return ("<?xml version=\"1.0\" encoding=\"utf-8\"?>"

@@ -309,4 +309,6 @@ def atom(sessions: sessionmaker[Session], watchlist: str, host: str, limit: int)
     """The watchlist's most recent matches as an Atom feed: alerts as a feed."""
     with sessions() as s:
         rows = status_store.recent_matches(s, watchlist, limit)
-    return render_atom(watchlist, rows, host)
+        titles = status_store.story_titles(
+            s, sorted({a.story_id for a, _ in rows if a.story_id is not None}))
+    return render_atom(watchlist, rows, host, titles)

@@ -148,6 +148,11 @@ def test_the_daemon_tells_systemd_and_serves_health_metrics_and_atom(
         link = entries[0].find(f"{ATOM}link")
         assert link is not None and link.get("href", "").endswith("/a/1")
         assert "Wagner" in (entries[0].findtext(f"{ATOM}summary") or "")
+        story = [c for c in entries[0].findall(f"{ATOM}category")
+                 if c.get("scheme") == "urn:monitor:story"]
+        assert len(story) == 1 and story[0].get("label") == "Wagner fighters reach Gao & Kidal"
+        assert (entries[0].findtext(f"{ATOM}content") or "").startswith(
+            "Story: Wagner fighters reach Gao & Kidal. Matched: ")
         assert get(f"{base}/feeds/nope.atom")[0] == 404
         assert get(f"{base}/nothing")[0] == 404
     finally:

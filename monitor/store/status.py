@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from monitor.store import feeds as feed_store
 from monitor.store import outbox
-from monitor.store.tables import Alert, Article, Digest, Feed, Match, WatchlistState
+from monitor.store.tables import Alert, Article, Digest, Feed, Match, Story, WatchlistState
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,13 @@ def recent_matches(session: Session, watchlist: str, limit: int) -> list[tuple[A
                            .order_by(Match.created_at.desc(), Match.id.desc())
                            .limit(limit)).all()
     return [(a, m) for a, m in rows]
+
+
+def story_titles(session: Session, story_ids: list[int]) -> dict[int, str]:
+    if not story_ids:
+        return {}
+    return dict(session.execute(select(Story.id, Story.title)
+                                .where(Story.id.in_(story_ids))).all())
 
 
 def ping(session: Session) -> None:
