@@ -235,3 +235,46 @@ def test_a_story_told_by_three_outlets_in_three_languages_within_hours_is_breaki
                                                   for _, title, _ in AMBUSH}, subjects
     assert main(["--config", str(cfg), "once"]) == 0
     assert len([m for m in box.messages if "breaking" in m["Subject"]]) == 1
+
+
+def test_an_alert_queued_before_a_crash_goes_out_once_and_a_kill_keeps_the_cooldown(
+        tmp_path: Path, web: Web, smtp: tuple[Mailbox, int]) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from monitor import config
+    from monitor.service import Service
+    from tests.conftest import ROOT
+
+    box, port = smtp
+    now = datetime.now(UTC).replace(microsecond=0)
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{tmp_path / 'm.db'}",
+                       feeds=_newsroom(web, now), smtp_port=port, slack_url=None, seeds=False,
+                       allowed=[f"127.0.0.1:{web.port}"], fetch={"fetch_pages": False},
+                       watchlist='schedule = "daily 07:00"',
+                       extra="[poll]\ntick = 0.5\ninterval = 1")
+    # an instance that records the alert (and queues its message), then dies before the relay
+    crashed = Service(config.load(cfg))
+    crashed.prepare()
+    crashed.poll(ignore_schedule=True)
+    assert crashed.alerter.run() >= 1
+    crashed.close()  # its resources go; the relay never ran: as if killed here
+    assert not [m for m in box.messages if "spike" in m["Subject"]]
+
+    # a daemon starts: the queued alert goes out once, and no new alert is made for the surge
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(cfg), "run"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=60)
+        while not [m for m in box.messages if "spike" in m["Subject"]]:
+            assert datetime.now(UTC) < deadline, "the queued alert was not sent"
+            time.sleep(0.2)
+        time.sleep(3)  # a few more ticks
+    finally:
+        proc.send_signal(signal.SIGKILL)  # kill -9: the cooldown is in the database
+        proc.wait(30)
+    assert main(["--config", str(cfg), "once"]) == 0
+    assert [m["Subject"] for m in box.messages if "spike" in m["Subject"]] == [
+        "[monitor] sahel: spike: Wagner"]
