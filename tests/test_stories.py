@@ -206,8 +206,8 @@ def _stored(sessions: Any, keeper: Stories, title: str, features: Features,
         article_id = articles.insert_article(session, Article(
             title=title, outlet="x", text=title, text_source="summary", created_at=when,
             is_seed=False, guid=title, link=f"http://x.example/{title}"), [])
-        placed = keeper.place(session, article_id, title, features, when, when)
-    return article_id, placed.story_id
+        story_id = keeper.place(session, article_id, title, features, when, when)
+    return article_id, story_id
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite", pytest.param("postgres",

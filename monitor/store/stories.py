@@ -76,11 +76,9 @@ def place(session: Session, article_id: int, story_id: int, language: str | None
         story_id=story_id, language=language, story_trace=trace))
 
 
-def story_of(session: Session, article_id: int) -> tuple[int | None, str | None]:
-    """The story and language of a stored article."""
-    row = session.execute(select(Article.story_id, Article.language)
-                          .where(Article.id == article_id)).one_or_none()
-    return (row.story_id, row.language) if row is not None else (None, None)
+def story_of(session: Session, article_id: int) -> int | None:
+    """The story of a stored article."""
+    return session.scalar(select(Article.story_id).where(Article.id == article_id))
 
 
 # -- reads -------------------------------------------------------------------------------------

@@ -224,7 +224,7 @@ def weekdays(text: str) -> tuple[int, ...]:
 
 def warm() -> None:
     """Load every model now (in the fork server, before workers are forked from it)."""
-    _detector()._get_model(low_memory=True)
+    language("Loading the language model now, not at the first article.")
     _encoder()._model  # noqa: B018 (a lazy property: reading it loads the weights)
     _gazetteer()
     _weekday_pattern()

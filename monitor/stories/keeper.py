@@ -5,7 +5,6 @@ stored with the article or not at all, and several instances see each other's st
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -19,12 +18,6 @@ PRUNE_EVERY = timedelta(hours=1)
 NO_FEATURES = Features(None, b"", (), (), ())
 
 
-@dataclass(frozen=True)
-class Placed:
-    story_id: int
-    choice: assign.Choice | None  # None: the story of its original (a copy)
-
-
 class Stories:
     def __init__(self, weights: assign.Weights | None = None) -> None:
         self.index = assign.Index(weights)
@@ -33,15 +26,15 @@ class Stories:
         self._lock = threading.Lock()
 
     def place(self, session: Session, article_id: int, title: str, features: Features | None,
-              when: datetime, now: datetime, original: int | None = None) -> Placed:
+              when: datetime, now: datetime, original: int | None = None) -> int:
         """Put a just-inserted article in a story: its original's (a copy), the best active
-        story the decider picks, or a new one."""
+        story the decider picks, or a new one; the story's id."""
         features = features or NO_FEATURES
         with self._lock:
             horizon = 2 * self.index.weights.window
             self._seen = store.catch_up(session, self.index, self._seen, horizon)
             self._forget_old(when)
-            joined = store.story_of(session, original)[0] if original is not None else None
+            joined = store.story_of(session, original) if original is not None else None
             story = self.index.stories.get(joined) if joined is not None else None
             if joined is not None and story is None:  # a story gone quiet: read it back
                 story = store.load(session, joined)
@@ -52,7 +45,7 @@ class Stories:
                     story.languages.add(features.language)
                 store.save(session, story, article_id)
                 store.place(session, article_id, story.id, features.language, [])
-                return Placed(story.id, None)
+                return story.id
             choice = assign.assign(self.index, features, when)
             if choice.story_id is not None:
                 story = _copy(self.index.stories[choice.story_id])
@@ -64,7 +57,7 @@ class Stories:
                 story_id = store.create(session, story, title, article_id, now)
             store.place(session, article_id, story_id, features.language,
                         [[float(i), s] for i, s in choice.nearest])
-            return Placed(story_id, choice)
+            return story_id
 
     def _forget_old(self, when: datetime) -> None:
         """Drop the stories too old to take anything (at most once an hour of article time: a
