@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # the pipeline is imported by the commands that run it, not b
     from monitor.service import Service
     from monitor.store import status as status_store
     from monitor.store.stories import Listed
-    from monitor.store.tables import Feed
 
 log = logging.getLogger("monitor")
 
@@ -256,19 +255,6 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 
 
-def _feed_state(f: Feed, now: datetime) -> str:
-    if not f.active:
-        return "inactive"
-    if f.error_count:
-        return f"FAILING x{f.error_count} since {_when(f.last_success_at or f.created_at)}"
-    quiet = health.silence(now=now, cadence_seconds=f.cadence_seconds,
-                           newest_entry_at=f.newest_entry_at,
-                           last_new_entry_at=f.last_new_entry_at, since=f.created_at)
-    if quiet is not None:
-        return f"SILENT for {health.describe_gap(quiet.total_seconds())}"
-    return "ok" if f.last_success_at else "not polled yet"
-
-
 def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
     from monitor.store import db
     from monitor.store import status as status_store
@@ -287,7 +273,7 @@ def cmd_status(settings: config.Settings, _args: argparse.Namespace) -> int:
 def _print_status(settings: config.Settings, info: status_store.Status, now: datetime) -> None:
     print(f"Feeds ({len(info.feeds)}):")
     for f in info.feeds:
-        print(f"  [{_feed_state(f, now)}] {redact(f.url)}")
+        print(f"  [{health.feed_state(f, now)}] {redact(f.url)}")
         print(f"      last success {_when(f.last_success_at)}, next check "
               f"{_when(f.next_check_at)}, entries {f.entries_total}"
               + (f", usually every {health.describe_gap(f.cadence_seconds)}"
@@ -358,93 +344,30 @@ def cmd_explain(settings: config.Settings, args: argparse.Namespace) -> int:
         title = args.title
         text = sys.stdin.read() if args.text == "-" else args.text or ""
     report = matcher.explain(clean(title, 100_000), clean(text, 10_000_000))
+    delivery, story = _article_lines(settings, args.article, names) if args.article \
+        is not None else ({}, [])
     for name in names:
         print(f"{name}:")
-        for line in report[name]:
+        for line in report[name] + delivery.get(name, []):
             print(f"  {line}")
-        if args.article is not None:
-            for line in _delivery_story(settings, args.article, name):
-                print(f"  {line}")
-    if args.article is not None:
-        for line in _story_lines(settings, args.article):
-            print(line)
+    for line in story:
+        print(line)
     return 0 if any(report[n][0].startswith("MATCH") for n in names) else 1
 
 
-def _delivery_story(settings: config.Settings, article_id: int, watchlist: str) -> list[str]:
-    """Why a stored article was alerted on each channel of a watchlist, or why not."""
-    from monitor.store import articles, db
-
-    engine, sessions = db.open_database(settings.storage.url)
-    try:
-        with sessions() as session:
-            fate = articles.fate(session, article_id, watchlist)
-    finally:
-        engine.dispose()
-    lines = []
-    if fate.root_id != article_id:
-        what = f"seed {fate.seed_path}" if fate.seed_path else f"article {fate.root_id}"
-        lines.append(f"a copy of {what} ({fate.root_title!r})"
-                     + ("; a copy of a seed or of a pruned article is never alerted"
-                        if fate.root_known else ""))
-    if not fate.matched:
-        lines.append("no match of this watchlist was stored for it (it did not match when it "
-                     "arrived; monitor backfill --alert queues what matches now)")
-    w = next(w for w in settings.watchlists if w.name == watchlist)
-    active = settings.channels_of(w)
-    for channel in w.channels:
-        mine = [a for a in fate.alerts if a.channel == channel and a.article_id == article_id]
-        story = [a for a in fate.alerts if a.channel == channel and a.article_id != article_id]
-        if mine:
-            a = mine[0]
-            state = "waiting for the next digest" if a.digest_id is None else \
-                f"in digest {a.digest_id}, {a.status}" + (f" {_when(a.sent_at)}" if a.sent_at
-                                                         else "")
-            lines.append(f"{channel}: alerted, {state}")
-        elif channel not in active:
-            lines.append(f"{channel}: not alerted: [channels.{channel}] is not configured")
-        elif fate.root_known:
-            lines.append(f"{channel}: not alerted: its story was known before (seed or pruned)")
-        elif story:
-            a = story[0]
-            lines.append(f"{channel}: not alerted: its story went out with article "
-                         f"{a.article_id}" + (f" (digest {a.digest_id})" if a.digest_id else "")
-                         + "; it shows there as \"also in\"")
-        elif fate.matched:
-            lines.append(f"{channel}: not alerted: the channel was off when it arrived "
-                         f"(monitor backfill --alert queues it)")
-    return ["delivery: " + line for line in lines]
-
-
-def _story_lines(settings: config.Settings, article_id: int) -> list[str]:
-    """Which story a stored article joined, and why: the stories it was scored against."""
+def _article_lines(settings: config.Settings, article_id: int, names: list[str]
+                   ) -> tuple[dict[str, list[str]], list[str]]:
+    """A stored article's delivery lines per watchlist, and its story lines."""
+    from monitor import why
     from monitor.store import db
-    from monitor.store import stories as story_store
-    from monitor.stories.assign import Weights
 
     engine, sessions = db.open_database(settings.storage.url)
     try:
         with sessions() as session:
-            why = story_store.why(session, article_id)
+            return ({name: why.delivery_lines(session, settings, article_id, name)
+                     for name in names}, why.story_lines(session, article_id))
     finally:
         engine.dispose()
-    if why is None or why.story_id is None:
-        return ["story: none (stored before stories existed)"]
-    lines = [f"language: {why.language or 'unknown'}"]
-    head = f"story {why.story_id} ({why.story_title!r})"
-    threshold = Weights().threshold
-    if why.copy_of is not None:
-        lines.append(f"story: {head}, the story of the article it copies ({why.copy_of})")
-    elif why.trace and why.trace[0][0] == why.story_id:
-        lines.append(f"story: joined {head}: score {why.trace[0][1]:.2f}, at least "
-                     f"{threshold:.2f} needed")
-    else:
-        best = f"the nearest scored {why.trace[0][1]:.2f}" if why.trace else \
-            "no story was active near its time"
-        lines.append(f"story: started {head}: {best}, below the {threshold:.2f} needed")
-    for story_id, score, title in why.nearest:
-        lines.append(f"  scored against story {story_id} ({title!r}): {score:.2f}")
-    return lines
 
 
 def _stored_article(settings: config.Settings, article_id: int) -> tuple[str, str]:
@@ -585,51 +508,35 @@ def cmd_feeds(settings: config.Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-QUERY = "query"  # the rule name of a search
-
-
 def cmd_search(settings: config.Settings, args: argparse.Namespace) -> int:
-    from monitor import history
-    from monitor.match import Entity, Guard, Matcher, Rule, Watchlist
+    from monitor import history, search
     from monitor.query import QueryError, lowercase_operators
     from monitor.store import db
-    from monitor.watchlists import watchlist_of
 
-    entities: dict[str, Entity] = {}  # @id: the entities of every watchlist, first one wins
-    guards: list[Guard] = []
-    for w in map(watchlist_of, settings.watchlists):
-        for e in w.entities:
-            entities.setdefault(e.id or e.name, e)
-        guards.extend(w.guards)
     try:
-        matcher = Matcher([Watchlist("search", entities=tuple(entities.values()),
-                                     rules=(Rule(QUERY, args.query),), guards=tuple(guards))],
-                          settings.digest.snippet_chars)
+        matcher, node, entities = search.prepare(settings, args.query)
     except (QueryError, ValueError) as e:
         raise UsageError(f"query: {e}") from None
     for word in lowercase_operators(args.query):
         print(f"note: {word!r} is searched for as a word; operators are upper case "
               f"({word.upper()})", file=sys.stderr)
     engine, sessions = db.open_database(settings.storage.url)
+    since = _since(args.since)
     shown = 0
     try:
-        for article in history.newest_first(sessions, _since(args.since)):
-            found = matcher.match(article.title, article.text)
-            if not found or QUERY not in found[0].terms:  # an entity alone is not the query
-                continue
+        for hit in search.find(sessions, matcher, node, entities, since, args.limit,
+                               lambda: history.newest_first(sessions, since)):
             shown += 1
+            article = hit.article
             when = article.published_at or article.created_at
             print(f"[{article.id}] {when:%Y-%m-%d} {article.outlet}: {article.title}")
             print(f"    {article.link}")
-            print(f"    {found[0].snippet}")
-            if shown >= args.limit:
-                break
+            print(f"    {hit.match.snippet}")
     finally:
         engine.dispose()
     if not shown:
         print("nothing found")
     return 0 if shown else 1
-
 
 
 def cmd_watchlists(settings: config.Settings, _args: argparse.Namespace) -> int:

@@ -335,11 +335,17 @@ class LogSettings(_Section):
 
 class HttpSettings(_Section):
     enabled: bool = Field(
-        False, description="Serve /healthz, /metrics (Prometheus) and /feeds/<watchlist>.atom."
+        False, description="Serve the web desk (/, /search, /feeds, /digests...), /healthz, "
+        "/metrics (Prometheus) and /feeds/<watchlist>.atom."
     )
     listen: str = Field(
-        "127.0.0.1:9108", description="host:port of the endpoint (loopback unless you say "
-        "otherwise; it has no authentication)."
+        "127.0.0.1:9108", description="host:port of the endpoint: loopback, unless a token is "
+        "set (a non-loopback address without one refuses to start)."
+    )
+    token: str = Field(
+        "", description="With a token, every page but /healthz asks for it: a browser logs in "
+        "once (a cookie), a client sends 'Authorization: Bearer <token>'. Use ${MONITOR_TOKEN}; "
+        "at least 16 characters."
     )
     atom_items: Annotated[int, Field(ge=1, le=1000)] = Field(
         50, description="Matches per watchlist in its Atom feed."
@@ -352,6 +358,34 @@ class HttpSettings(_Section):
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"expected host:port, got {v!r}")
         return v
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        if v and len(v) < 16:
+            raise ValueError("too short: use at least 16 characters (e.g. the output of "
+                             "`openssl rand -hex 16`)")
+        return v
+
+    @model_validator(mode="after")
+    def _loopback_or_token(self) -> HttpSettings:
+        if self.enabled and not self.token and not is_loopback(self.listen):
+            raise ValueError(f"listen {self.listen!r} is not a loopback address: set "
+                             f"http.token to serve the desk there")
+        return self
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether ``host:port`` listens on loopback only (an empty host or 0.0.0.0 is everywhere)."""
+    import ipaddress
+
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: whatever it resolves to
 
 
 class Settings(_Section):

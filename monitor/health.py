@@ -8,6 +8,10 @@ with capped back-off, and these verdicts only report.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.store.tables import Feed
 
 SILENCE_FACTOR = 8  # quiet for this many of its usual gaps ...
 SILENCE_FLOOR = timedelta(hours=12)  # ... and at least this long, so nights are not reported
@@ -40,3 +44,21 @@ def describe_gap(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
+
+
+def feed_state(f: Feed, now: datetime) -> str:
+    """One word or phrase for a feed's health, as `monitor status` and the web desk show it."""
+    if not f.active:
+        return "inactive"
+    if f.error_count:
+        return f"FAILING x{f.error_count} since {_when(f.last_success_at or f.created_at)}"
+    quiet = silence(now=now, cadence_seconds=f.cadence_seconds,
+                           newest_entry_at=f.newest_entry_at,
+                           last_new_entry_at=f.last_new_entry_at, since=f.created_at)
+    if quiet is not None:
+        return f"SILENT for {describe_gap(quiet.total_seconds())}"
+    return "ok" if f.last_success_at else "not polled yet"

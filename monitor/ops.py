@@ -15,12 +15,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import __version__
 from monitor.atom import render_atom
+from monitor.desk.auth import Gate, local_path
+from monitor.desk.pages import HEADERS, Desk, Response
 from monitor.errors import MonitorError
 from monitor.metrics import REGISTRY
 from monitor.store import status as status_store
@@ -231,8 +233,10 @@ class DatabaseProbe:
 
 def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
           watchlists: Callable[[], list[str]], atom_items: int = 50,
-          trends: Callable[[Session], list[Trend]] | None = None) -> Endpoint:
-    """Start the endpoint on ``host:port`` in a thread."""
+          trends: Callable[[Session], list[Trend]] | None = None, desk: Desk | None = None,
+          token: Callable[[], str] = lambda: "") -> Endpoint:
+    """Start the endpoint on ``host:port`` in a thread: /healthz, /metrics, the Atom feeds and
+    the web desk (``desk``), all but /healthz behind ``token()`` when there is one."""
     registry = CollectorRegistry()
     registry.register(_Totals(sessions))
     if trends is not None:
@@ -245,18 +249,63 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
         def log_message(self, format: str, *args: object) -> None:
             log.debug("http: " + format, *args)
 
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
+        def _send(self, status: int, body: bytes, content_type: str,
+                  headers: Iterable[tuple[str, str]] = ()) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
+            for name, value in headers or (("Cache-Control", "no-store"),):
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:
+        def _page(self, page: Response) -> None:
+            self._send(page.status, page.body, page.content_type, [*HEADERS, *page.headers])
+
+        def _refuse(self, path: str, target: str) -> None:
+            """Not logged in: a browser goes to the login page, a client gets 401."""
+            if desk is not None and "text/html" in (self.headers.get("Accept") or "") \
+                    and not path.startswith(("/metrics", "/feeds/")):
+                self._send(303, b"", "text/plain", [*HEADERS, (
+                    "Location", "/login?" + urlencode({"next": target}))])
+            else:
+                self._send(401, b"a token is needed (Authorization: Bearer <token>)\n",
+                           "text/plain; charset=utf-8",
+                           [("WWW-Authenticate", 'Bearer realm="monitor"'),
+                            ("Cache-Control", "no-store")])
+
+        def do_POST(self) -> None:
             path = urlsplit(self.path).path
+            if path != "/login" or desk is None:
+                self._send(405, b"the desk is read-only\n", "text/plain; charset=utf-8")
+                return
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit() or int(length) > 4096:
+                self._send(413, b"too large\n", "text/plain; charset=utf-8")
+                return
+            form = parse_qs(self.rfile.read(int(length)).decode("utf-8", "replace"),
+                            max_num_fields=10)
+            gate = Gate(token())
+            target = local_path((form.get("next") or ["/"])[0])
+            if gate.checks((form.get("token") or [""])[0]):
+                self._send(303, b"", "text/plain", [*HEADERS, ("Location", target),
+                                                    ("Set-Cookie", gate.cookie())])
+            else:
+                log.warning("desk: a login with a wrong token from %s", self.client_address[0])
+                self._page(desk.login_page(target, failed=True))
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            path = parts.path
             try:
-                if path == "/healthz":
+                if not Gate(token()).admits(path, {h: self.headers.get(h) or ""
+                                                  for h in ("Authorization", "Cookie")}):
+                    self._refuse(path, local_path(self.path))
+                    return
+                params = {k: v[0] for k, v in parse_qs(parts.query, max_num_fields=20).items()}
+                if path == "/login" and desk is not None:
+                    self._page(desk.login_page(local_path(params.get("next", "/"))))
+                elif path == "/healthz":
                     self._healthz()
                 elif path == "/metrics":
                     body = generate_latest(REGISTRY) + generate_latest(registry)
@@ -269,9 +318,13 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
                         self._send(200, atom(sessions, name, self.headers.get("Host", ""),
                                              atom_items),
                                    "application/atom+xml; charset=utf-8")
+                elif desk is not None and (page := desk.get(path, params)) is not None:
+                    self._page(page)
                 else:
                     self._send(404, b"not found\n", "text/plain; charset=utf-8")
-            except Exception as e:  # a scrape must never take the daemon down
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client went away (a browser dropping a request it no longer needs)
+            except Exception as e:  # a scrape or a page must never take the daemon down
                 log.warning("http %s failed: %s", path, str(e).splitlines()[0][:200])
                 self._send(500, b"internal error\n", "text/plain; charset=utf-8")
 
@@ -300,8 +353,10 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
-    log.info("http endpoint on %s:%d (/healthz, /metrics, /feeds/<watchlist>.atom)",
-             server.server_address[0], server.server_address[1])
+    log.info("http endpoint on %s:%d (%s/healthz, /metrics, /feeds/<watchlist>.atom)%s",
+             server.server_address[0], server.server_address[1],
+             "the web desk at /, " if desk is not None else "",
+             "; a token is needed" if token() else "")
     return Endpoint(server, thread)
 
 

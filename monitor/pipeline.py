@@ -190,7 +190,7 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
             published_at=entry.published, created_at=now, is_seed=False,
             duplicate_of_id=root, dup_reason=verdict.reason if verdict else None,
             dup_score=verdict.score if verdict else None,
-        ), fp.shingles)
+        ), fp.shingles, found.words)
         articles.add_entry(session, job.id, key, article_id, entry.link, now)
         with STAGE_SECONDS.labels("story").time():
             ctx.stories.place(session, article_id, entry.title, found.features,

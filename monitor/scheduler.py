@@ -136,12 +136,15 @@ def run_daemon(service: Service, reloader: Reloader | None = None, *,
     endpoint = None
     if service.settings.http.enabled:
         from monitor import trending
+        from monitor.desk.pages import Desk
 
         endpoint = ops.serve(service.settings.http.listen, service.sessions, liveness,
                              lambda: [w.name for w in service.settings.watchlists],
                              service.settings.http.atom_items,
                              lambda s: trending.current(s, service.settings, datetime.now(UTC),
-                                                        service.settings.spikes.rules()))
+                                                        service.settings.spikes.rules()),
+                             Desk(service.sessions, lambda: service.settings),
+                             lambda: service.settings.http.token)
     notifier.send("READY=1")
     notifier.run_watchdog(liveness)
     if on_start is not None:

@@ -37,6 +37,7 @@ from monitor.errors import FeedError
 from monitor.extract import choose_text, extract_text
 from monitor.feeds import ParsedFeed, parse
 from monitor.match import Matcher, Watchlist, WatchlistMatch
+from monitor.search import index_words
 from monitor.stories.features import Features, extract
 
 log = logging.getLogger("monitor")
@@ -62,6 +63,7 @@ class Analysis:
     matches: list[WatchlistMatch]
     features: Features | None = None  # for stories; None when they could not be computed
     seconds: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # extract, fingerprint, match, features
+    words: tuple[str, ...] = ()  # what the search index files it under (``search.index_words``)
 
 
 def analyse(matcher: Matcher, title: str, text: str, source: str, error: str | None,
@@ -70,13 +72,14 @@ def analyse(matcher: Matcher, title: str, text: str, source: str, error: str | N
     """Fingerprint, match and describe (``stories.features``) a text whose source is settled."""
     started = time.perf_counter()
     fp = fingerprint(text)
+    words = tuple(index_words(title, text))  # timed with the fingerprint: both read the text
     fingerprinted = time.perf_counter()
     matches = matcher.match(title, text)
     matched = time.perf_counter()
     features = describe(title, text, entities(matches))
     return Analysis(text, source, error, fp, matches, features,
                     (0.0, fingerprinted - started, matched - fingerprinted,
-                     time.perf_counter() - matched))
+                     time.perf_counter() - matched), words)
 
 
 def entities(matches: Sequence[WatchlistMatch]) -> tuple[str, ...]:
@@ -119,7 +122,7 @@ def _analyse(html: bytes, url: str, title: str, summary: str) -> Analysis:
     extracted = time.perf_counter()
     done = analyse(_matcher(), title, text, source, error)
     return Analysis(done.text, source, error, done.fingerprint, done.matches, done.features,
-                    (extracted - started, *done.seconds[1:]))
+                    (extracted - started, *done.seconds[1:]), done.words)
 
 
 def _describe(title: str, text: str, names: tuple[str, ...]) -> Features:

@@ -249,12 +249,13 @@ def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
     from alembic.migration import MigrationContext
 
     from monitor.store.db import open_database
-    from monitor.store.tables import Base
+    from monitor.store.tables import Base, declared
 
     engine, _ = open_database(db_url)
     try:
         with engine.connect() as conn:
-            diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            diffs = compare_metadata(MigrationContext.configure(
+                conn, opts={"include_name": declared}), Base.metadata)
     finally:
         engine.dispose()
     assert diffs == []

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from monitor.store.tables import Base
+from monitor.store.tables import Base, declared
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # `alembic revision --autogenerate` from a shell
@@ -11,7 +11,7 @@ if connection is None:  # `alembic revision --autogenerate` from a shell
     url = context.config.get_main_option("sqlalchemy.url") or "sqlite:///autogen.db"
     connection = create_engine(url).connect()
 
-context.configure(connection=connection, target_metadata=Base.metadata,
+context.configure(connection=connection, target_metadata=Base.metadata, include_name=declared,
                   render_as_batch=connection.dialect.name == "sqlite")
 with context.begin_transaction():
     context.run_migrations()

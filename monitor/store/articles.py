@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from monitor.dedup import Candidate
 from monitor.match import WatchlistMatch
+from monitor.store import search
 from monitor.store.tables import Alert, Article, Digest, FeedEntry, Match, Shingle
 
 _ARTICLES_LOCK = 7_243_001
@@ -157,9 +158,11 @@ _INSERT_ARTICLE = insert(_ARTICLES)
 _INSERT_ENTRY = insert(cast(Table, FeedEntry.__table__))
 
 
-def insert_article(session: Session, article: Article, shingles: Iterable[int]) -> int:
-    """Store a new (transient) article and its shingles; its id. A Core insert of the values
-    set on it: the unit of work costs more than the statement for one row."""
+def insert_article(session: Session, article: Article, shingles: Iterable[int],
+                   words: Sequence[str] = ()) -> int:
+    """Store a new (transient) article, its shingles and its search words; its id. A Core
+    insert of the values set on it: the unit of work costs more than the statement for one
+    row."""
     values = {column.key: getattr(article, column.key) for column in _ARTICLES.columns
               if column.key in article.__dict__}
     result = cast(CursorResult[Any], session.execute(_INSERT_ARTICLE, values))
@@ -168,6 +171,8 @@ def insert_article(session: Session, article: Article, shingles: Iterable[int]) 
     article_id = int(key[0])
     article.id = article_id
     add_shingles(session, article_id, shingles)
+    if words:
+        search.add(session, article_id, words)
     return article_id
 
 
@@ -245,6 +250,18 @@ def kept_batch(session: Session, since: datetime | None, after: int | None, size
     rows = list(session.scalars(query))
     session.expunge_all()
     return rows
+
+
+def newest_id(session: Session) -> int | None:
+    return session.scalar(select(func.max(Article.id)))
+
+
+def kept_by_ids(session: Session, ids: Sequence[int]) -> list[Article]:
+    """Those of ``ids`` that are kept articles (``_kept``), in the order of ``ids``, detached."""
+    found = {a.id: a for a in session.scalars(
+        select(Article).where(Article.id.in_(ids), *_kept(None)))}
+    session.expunge_all()
+    return [found[i] for i in ids if i in found]
 
 
 def count_kept(session: Session, since: datetime | None) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
+from monitor.store import search
 from monitor.store.articles import PRUNED
 from monitor.store.tables import Alert, Article, Digest, Match
 
@@ -40,9 +41,13 @@ def prune(session: Session, cutoff: datetime) -> Pruned:
     out.matches = _count(session.execute(
         delete(Match).where(Match.created_at < cutoff,
                             ~exists().where(Alert.match_id == Match.id))))
-    out.articles = _count(session.execute(
-        update(Article).where(Article.created_at < cutoff, Article.is_seed.is_(False),
-                              Article.text_source != PRUNED,
-                              ~exists().where(Alert.article_id == Article.id))
-        .values(text="", text_source=PRUNED)))
+    doomed = list(session.scalars(
+        select(Article.id).where(Article.created_at < cutoff, Article.is_seed.is_(False),
+                                 Article.text_source != PRUNED,
+                                 ~exists().where(Alert.article_id == Article.id))))
+    for start in range(0, len(doomed), 500):
+        ids = doomed[start:start + 500]
+        out.articles += _count(session.execute(
+            update(Article).where(Article.id.in_(ids)).values(text="", text_source=PRUNED)))
+        search.remove(session, ids)  # search reads kept articles only
     return out

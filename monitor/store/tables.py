@@ -252,3 +252,9 @@ class WatchlistState(Base):
     last_digest_at: Mapped[datetime | None]
     # the schedule (and timezone) next_digest_at was computed with; NULL before 0006
     schedule: Mapped[str | None] = mapped_column(String(300))
+
+
+def declared(name: str | None, type_: str, _parents: object = None) -> bool:
+    """Whether schema comparison looks at a table: not the search index (``store.search``),
+    whose SQLite form is an FTS5 table with shadow tables of its own."""
+    return not (type_ == "table" and (name or "").startswith("article_search"))
