@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
                           "('30d', '12h'); default: all")
     backfill.add_argument("--alert", action="store_true",
                           help="also queue the new matches for the next digests")
+    backfill.add_argument("--stories", action="store_true",
+                          help="instead: place the stored articles that are in no story yet "
+                               "(stored before stories existed) in stories, oldest first")
     stories = sub.add_parser(
         "stories", parents=[common], help="stories: one event across outlets and languages",
         description="Stories with an article stored in the period, newest activity first, "

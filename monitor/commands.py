@@ -21,6 +21,9 @@ from monitor.text import clean
 from monitor.urls import redact
 
 if TYPE_CHECKING:  # the pipeline is imported by the commands that run it, not by `check`
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
     from monitor.cutter import Preview
     from monitor.match import Matcher
     from monitor.service import Service
@@ -416,6 +419,8 @@ def cmd_backfill(settings: config.Settings, args: argparse.Namespace) -> int:
     matcher = matcher_for(settings)
     since = _since(args.since)
     engine, sessions = db.open_database(settings.storage.url)
+    if args.stories:
+        return _backfill_stories(sessions, matcher, engine)
     try:
         for name in names:
             wl = settings.watchlist(name)
@@ -432,6 +437,24 @@ def cmd_backfill(settings: config.Settings, args: argparse.Namespace) -> int:
                   + ("" if args.alert else " (without --alert, past articles are not alerted)"))
     finally:
         engine.dispose()
+    return 0
+
+
+def _backfill_stories(sessions: sessionmaker[Session], matcher: Matcher, engine: Engine) -> int:
+    from monitor import history
+    from monitor.store import stories as story_store
+    from monitor.stories.features import extract
+    from monitor.stories.keeper import Stories
+
+    try:
+        with sessions() as session:
+            bar = Progress("backfill stories", story_store.count_unplaced(session))
+        placed = history.backfill_stories(sessions, matcher, Stories(), extract,
+                                          datetime.now(UTC), progress=bar.advance)
+        bar.close()
+    finally:
+        engine.dispose()
+    print(f"{_count(placed, 'article')} placed in stories")
     return 0
 
 

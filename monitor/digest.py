@@ -282,6 +282,11 @@ def slack_messages(data: DigestData) -> list[dict[str, object]]:
         blocks: list[dict[str, object]] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": header}}, {"type": "divider"}
         ]
+        if n == 1 and data.spiked:  # after the first line, which names no spike (the contract)
+            text = "*Spiked since the last digest*\n" + "\n".join(
+                f"• {slack_escape(line)}" for line in data.spiked)
+            blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                       "text": text[:SLACK_MAX_SECTION]}})
         blocks.extend(_slack_item(item, heads.get(id(item))) for item in chunk)
         if n == len(chunks) and data.notices:
             text = "\n".join(f"⚠ {slack_escape(notice)}" for notice in data.notices)

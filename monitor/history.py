@@ -10,13 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import decide
 from monitor.match import Matcher, WatchlistMatch
 from monitor.store import articles
+from monitor.store import stories as story_store
 from monitor.store.tables import Article
+
+if TYPE_CHECKING:
+    from monitor.stories.features import Features
+    from monitor.stories.keeper import Stories
 
 BATCH = 500
 
@@ -131,3 +137,29 @@ def backfill(sessions: sessionmaker[Session], matcher: Matcher, watchlist: str,
                     story_sent_on=set() if root_is_seed else
                     articles.alerted_in_story(session, root, watchlist)), now)
     return report
+
+
+def backfill_stories(sessions: sessionmaker[Session], matcher: Matcher, keeper: Stories,
+                     describe: Callable[[str, str, tuple[str, ...]], Features], now: datetime,
+                     progress: Callable[[int], None] | None = None) -> int:
+    """Place every stored article that is in no story (stored before stories existed), oldest
+    first, as the pipeline would have: its features, then the decision in its own transaction
+    after the articles lock; a copy joins its original's story. How many were placed."""
+    from monitor.work import entities
+
+    placed, last = 0, 0
+    while True:
+        with sessions() as session:
+            batch = story_store.unplaced(session, last, BATCH)
+        if not batch:
+            return placed
+        for a in batch:
+            features = describe(a.title, a.text, entities(matcher.match(a.title, a.text)))
+            with sessions.begin() as session:
+                articles.lock_for_dedup(session)
+                if story_store.story_of(session, a.id) is None:  # not placed meanwhile
+                    keeper.place(session, a.id, a.title, features, a.when, now, a.original)
+                    placed += 1
+            if progress is not None:
+                progress(1)
+        last = batch[-1].id

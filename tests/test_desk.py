@@ -176,7 +176,7 @@ OUR_TAGS = {"html", "head", "meta", "title", "link", "body", "header", "nav", "a
 OUR_ATTRS = {"lang", "charset", "name", "content", "rel", "href", "class", "aria-current",
              "method", "action", "value", "selected", "type", "min", "max", "placeholder",
              "aria-label", "size", "title", "open", "colspan", "for", "id", "autocomplete",
-             "required", "autofocus", "role"}
+             "required", "autofocus", "role", "dir"}
 
 
 def _pages(base: str, client: httpx.Client) -> dict[str, str]:

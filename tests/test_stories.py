@@ -198,6 +198,39 @@ def test_reports_in_four_languages_become_stories_and_digest_blocks(
     assert "Story: en, fr, ru · 3 outlets" in text
 
 
+def test_backfill_places_articles_stored_before_stories_existed(
+        tmp_path: Path, web: Web, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    feeds = []
+    for n, (language_code, title, text) in enumerate(AMBUSH + RATES):
+        when = "Tue, 07 Jul 2026 18:00:00 GMT" if n < len(AMBUSH) else \
+            "Thu, 09 Jul 2026 12:00:00 GMT"
+        web.routes[f"/feed{n}.xml"] = Route(200, _feed(f"Outlet {n}", [
+            (title, web.url(f"/{language_code}/{n}"), text, when)]),
+            {"Content-Type": "application/rss+xml; charset=utf-8"})
+        feeds.append(web.url(f"/feed{n}.xml"))
+    db_path = tmp_path / "m.db"
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{db_path}", feeds=feeds,
+                       smtp_port=None, slack_url=None, allowed=[f"127.0.0.1:{web.port}"],
+                       seeds=False, fetch={"fetch_pages": False})
+    assert main(["--config", str(cfg), "once"]) == 0
+    with sqlite3.connect(db_path) as conn:  # as a database from before migration 0007 was
+        conn.execute("UPDATE articles SET story_id = NULL, story_trace = NULL, language = NULL")
+        conn.execute("DELETE FROM stories")
+    conn.close()
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "stories", "--since", "1d", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["--config", str(cfg), "backfill", "--stories"]) == 0
+    assert "5 articles placed in stories" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "backfill", "--stories"]) == 0  # nothing left to do
+    assert "0 articles placed" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "stories", "--since", "1d", "--json"]) == 0
+    stories = json.loads(capsys.readouterr().out)
+    assert sorted(sorted(s["languages"]) for s in stories) == [["ar", "en"], ["en", "fr", "ru"]]
+
+
 def _stored(sessions: Any, keeper: Stories, title: str, features: Features,
             when: datetime) -> tuple[int, int]:
     """An article stored and placed as the pipeline does: one transaction, under the lock."""

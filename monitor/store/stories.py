@@ -180,3 +180,29 @@ def why(session: Session, article_id: int) -> Why | None:
     return Why(article.story_id, story.title if story else "", article.language,
                article.duplicate_of_id, trace,
                [(i, score, titles.get(i, "")) for i, score in trace])
+
+
+@dataclass(frozen=True)
+class Unplaced:
+    id: int
+    title: str
+    text: str
+    when: datetime  # published, clamped to arrival
+    created_at: datetime
+    original: int | None  # the article it copies
+
+
+def unplaced(session: Session, after: int, size: int) -> list[Unplaced]:
+    """Stored articles in no story (stored before stories existed), by id, after ``after``."""
+    rows = session.execute(
+        select(Article.id, Article.title, Article.text, Article.published_at,
+               Article.created_at, Article.duplicate_of_id)
+        .where(Article.story_id.is_(None), Article.id > after)
+        .order_by(Article.id).limit(size)).all()
+    return [Unplaced(r.id, r.title, r.text, min(r.published_at or r.created_at, r.created_at),
+                     r.created_at, r.duplicate_of_id) for r in rows]
+
+
+def count_unplaced(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Article)
+                          .where(Article.story_id.is_(None))) or 0
