@@ -15,13 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
+from playwright.sync_api import sync_playwright
 
-from monitor.desk.pages import Desk  # noqa: E402
-from monitor.ops import Liveness, serve  # noqa: E402
-from monitor.store import db  # noqa: E402
-from tests.conftest import _running_web  # noqa: E402
-from tests.test_desk import fill  # noqa: E402
+from monitor.desk.pages import Desk
+from monitor.ops import Liveness, serve
+from monitor.store import db
+from tests.conftest import _running_web
+from tests.test_desk import fill
 
 
 def main() -> None:
