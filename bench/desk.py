@@ -1,6 +1,7 @@
 """The web desk's page times with many stored articles.
 
-    python bench/desk.py [N]        # N stored articles (default 100,000), SQLite
+    python bench/desk.py [N [FOLDER]]   # N stored articles (default 100,000), SQLite; FOLDER
+                                        # keeps the database for the next run
 
 Fills a database with N articles (the 181 hand-extracted corpus texts of ../shared when there,
 else the labelled stories' texts, each stored many times with its own title and a sentence of
@@ -109,13 +110,19 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    keep = Path(sys.argv[2]) if len(sys.argv) > 2 else None  # a folder to keep the database in
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/m.db"
-        cfg = Path(tmp) / "monitor.toml"
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{folder}/m.db"
+        cfg = folder / "monitor.toml"
         cfg.write_text(f'watchlist_files = ["{ROOT / "config" / "watchlists" / "sahel.toml"}"]\n'
                        f'[storage]\nurl = "{url}"\n')
         settings = config.load(str(cfg))
-        fill(url, n, settings)
+        if (folder / "m.db").exists() and keep is not None:
+            print(f"reusing {folder / 'm.db'}")
+        else:
+            fill(url, n, settings)
         engine, sessions = db.open_database(url)
         live = Liveness(heartbeat=5, cycle_limit=60)
         live.beat()

@@ -234,8 +234,8 @@ def test_a_story_page_marks_copies_and_translations_and_an_article_page_explains
         filled: Filled, desk: str) -> None:
     with httpx.Client(timeout=30) as client:
         front = client.get(desk + "/?days=90&watchlist=sahel&entity=Wagner%20Group").text
-        langs = re.findall(r'<h2><a href="/story/(\d+)">.*?<span class="langs">([^<]*)<', front,
-                           re.S)
+        langs = re.findall(r'<h2 dir="auto"><a href="/story/(\d+)">.*?<span class="langs">'
+                           r'([^<]*)<', front, re.S)
         biggest = max(langs, key=lambda found: len(found[1].split(", ")))[0]
         story = client.get(f"{desk}/story/{biggest}").text
         matched = next(row for row in story.split("<tr")[1:] if 'class="term"' in row)

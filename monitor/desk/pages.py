@@ -7,11 +7,13 @@ https only), and the responses carry a Content-Security-Policy that allows no sc
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlencode, urlsplit
 
 from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, select_autoescape
@@ -37,6 +39,7 @@ HEADERS = (
 )
 HTML = "text/html; charset=utf-8"
 MAX_DAYS = 90
+FRESH = 60.0  # seconds the trends and the language list are reused for: they move by the hour
 SEARCH_LIMIT = 50
 
 
@@ -92,6 +95,7 @@ class Desk:
         self._config: Settings | None = None  # what the caches below were compiled from
         self._matcher: Matcher | None = None
         self._searches: OrderedDict[str, Prepared] = OrderedDict()
+        self._recent: dict[str, tuple[float, object]] = {}  # figures kept for ``FRESH`` seconds
         loaders: list[FileSystemLoader | PackageLoader] = []
         current = settings()
         if current.digest.templates:  # a desk/ folder beside the digest's overrides
@@ -163,7 +167,8 @@ class Desk:
         entity = params.get("entity", "") if params.get("entity") in entities else ""
         since = self.clock() - timedelta(days=span)
         with self.sessions() as s:
-            languages = desk_store.languages(s, since)
+            languages = cast(list[str], self._fresh(
+                f"languages {span}", lambda: desk_store.languages(s, since)))
             language = params.get("language", "") \
                 if params.get("language") in languages else ""
             rows = desk_store.stories(s, since, limit=60, watchlist=watchlist or None,
@@ -238,9 +243,10 @@ class Desk:
     def trends(self) -> Response:
         settings, now = self.settings(), self.clock()
         with self.sessions() as s:
-            found = trending.current(s, settings, now, settings.spikes.rules())
+            found = sorted(cast(list[trending.Trend], self._fresh("trends", lambda: (
+                trending.current(s, settings, now, settings.spikes.rules())))),
+                key=lambda t: (not t.verdict.spike, -t.verdict.score))
             alerts = desk_store.spike_alerts(s, now - timedelta(days=14))
-        found.sort(key=lambda t: (not t.verdict.spike, -t.verdict.score))
         return self.render("desk/trends.html", trends=found, alerts=alerts,
                            window=settings.spikes.rules().window)
 
@@ -251,6 +257,19 @@ class Desk:
         if self._config is not settings:
             self._config, self._matcher = settings, None
             self._searches.clear()
+            self._recent.clear()
+
+    def _fresh(self, key: str, compute: Callable[[], object]) -> object:
+        """``compute()``, or its result of less than ``FRESH`` seconds ago."""
+        now = time.monotonic()
+        with self._lock:
+            kept = self._recent.get(key)
+        if kept is not None and now - kept[0] < FRESH:
+            return kept[1]
+        value = compute()
+        with self._lock:
+            self._recent[key] = (now, value)
+        return value
 
     def _matcher_of(self, settings: Settings) -> Matcher:
         with self._lock:

@@ -32,28 +32,36 @@ def stories(session: Session, since: datetime, *, limit: int = 50, watchlist: st
             language: str | None = None, entity: str | None = None) -> list[StoryRow]:
     """Stories with an article stored since ``since``, newest activity first. Filters: an
     article of the story matched by ``watchlist`` (naming ``entity``, when given), an article
-    in ``language``."""
-    where = [Article.created_at >= since, Article.story_id.is_not(None),
-             Article.is_seed.is_(False)]
+    in ``language``. The articles are read newest first until ``limit`` stories are found, so
+    the time does not grow with the window."""
+    query = (select(Article.id, Article.story_id, Article.created_at)
+             .where(Article.created_at >= since, Article.is_seed.is_(False))
+             .order_by(Article.created_at.desc()))
     if language:
-        where.append(Article.language == language)
-    if watchlist or entity:
-        query = (select(Article.story_id, Match.terms).join(Match, Match.article_id == Article.id)
-                 .where(*where))
-        if watchlist:
-            query = query.where(Match.watchlist == watchlist)
-        ids = {story_id for story_id, terms in session.execute(query)
-               if not entity or entity in (terms or [])}
-        if not ids:
-            return []
-        where.append(Article.story_id.in_(ids))
-    activity = (select(Article.story_id, func.max(Article.created_at).label("active"))
-                .where(*where).group_by(Article.story_id).subquery())
-    rows = session.execute(
-        select(Story, activity.c.active).join(activity, activity.c.story_id == Story.id)
-        .order_by(activity.c.active.desc(), Story.id.desc()).limit(limit)).all()
-    members = _members(session, [row.Story.id for row in rows])
-    return [_row(row.Story, row.active, members.get(row.Story.id, [])) for row in rows]
+        query = query.where(Article.language == language)
+    active: dict[int, datetime] = {}
+    rows = session.execute(query.execution_options(yield_per=500))
+    for chunk in rows.partitions():
+        chunk = [r for r in chunk if r.story_id is not None and r.story_id not in active]
+        if watchlist or entity:  # the chunk's matches, by article (indexed by article id)
+            matched = select(Match.article_id, Match.terms).where(
+                Match.article_id.in_([r.id for r in chunk]))
+            if watchlist:
+                matched = matched.where(Match.watchlist == watchlist)
+            terms: dict[int, list[str]] = {}
+            for article_id, names in session.execute(matched):
+                terms.setdefault(article_id, []).extend(names or [])
+            chunk = [r for r in chunk if r.id in terms and (not entity or entity in terms[r.id])]
+        for r in chunk:
+            active.setdefault(r.story_id, r.created_at)
+            if len(active) >= limit:
+                break
+        if len(active) >= limit:
+            break
+    rows.close()
+    found = {s.id: s for s in session.scalars(select(Story).where(Story.id.in_(active)))}
+    members = _members(session, list(active))
+    return [_row(found[i], when, members.get(i, [])) for i, when in active.items() if i in found]
 
 
 def _row(story: Story, active: datetime, members: list[Member]) -> StoryRow:
