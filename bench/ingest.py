@@ -191,14 +191,32 @@ def _instance(config_path: str, ready: Any, start: Any, done: Any, warm_url: str
         service.documents.analyse(page, warm_url, "", "")
     ready.put(os.getpid())
     start.wait()
+    before = _stages()
+    cpu = time.process_time()
     started = time.perf_counter()
     service.poll(ignore_schedule=True)
-    done.put((started, time.perf_counter()))
+    ended = time.perf_counter()
+    cpu = time.process_time() - cpu
+    after = _stages()
+    stages = {k: after[k] - before.get(k, 0.0) for k in after}
+    stages["daemon CPU (all threads)"] = cpu
+    done.put((started, ended, stages))
     service.close()
 
 
-def monitor_run(config_path: Path, instances: int, warm_url: str) -> tuple[float, float]:
-    """(seconds from the common start to the last instance's end, start-up seconds)."""
+def _stages() -> dict[str, float]:
+    """Seconds summed per pipeline stage so far (``monitor_stage_seconds``)."""
+    from monitor.metrics import REGISTRY
+
+    return {s.labels["stage"]: s.value for metric in REGISTRY.collect()
+            if metric.name == "monitor_stage_seconds" for s in metric.samples
+            if s.name.endswith("_sum")}
+
+
+def monitor_run(config_path: Path, instances: int, warm_url: str
+                ) -> tuple[float, float, dict[str, float]]:
+    """(seconds from the common start to the last instance's end, start-up seconds, seconds
+    per stage summed over the instances)."""
     ctx = multiprocessing.get_context("spawn")
     ready, start, done = ctx.Queue(), ctx.Event(), ctx.Queue()
     began = time.perf_counter()
@@ -218,7 +236,11 @@ def monitor_run(config_path: Path, instances: int, warm_url: str) -> tuple[float
         p.join()
         if p.exitcode:
             raise SystemExit(f"an instance failed with exit code {p.exitcode}")
-    return max(e for _, e in spans) - min(s for s, _ in spans), startup
+    stages: dict[str, float] = {}
+    for _, _, found in spans:
+        for k, v in found.items():
+            stages[k] = stages.get(k, 0.0) + v
+    return max(e for _, e, _ in spans) - min(s for s, _, _ in spans), startup, stages
 
 
 def count_articles(url: str) -> int:
@@ -290,7 +312,8 @@ def main() -> None:
         base = total / baseline(port, total, cores, args.hosts)
         with tempfile.TemporaryDirectory() as tmp, fresh_database(args.db, tmp) as db:
             cfg = write_config(Path(tmp), db, port, args.feeds, args.processes)
-            seconds, startup = monitor_run(cfg, args.instances, page_url(port, 0, args.hosts))
+            seconds, startup, stages = monitor_run(cfg, args.instances,
+                                                   page_url(port, 0, args.hosts))
             stored = count_articles(db)
         if stored != total:
             raise SystemExit(f"monitor stored {stored} articles of {total}")
@@ -300,6 +323,8 @@ def main() -> None:
               f"{base:.1f} pages/s; monitor (fetch, extract, dedup, match, store) "
               f"{rates[-1]:.1f} articles/s (start-up {startup:.1f} s not counted); "
               f"ratio {rates[-1] / base:.2f}")
+        print("  per article, ms (summed over threads and workers): " + ", ".join(
+            f"{k} {v * 1000 / total:.2f}" for k, v in sorted(stages.items())))
     base, rate = statistics.median(bases), statistics.median(rates)
     print(f"median: baseline {base:.1f} pages/s, monitor {rate:.1f} articles/s; ratio "
           f"{rate / base:.2f}   target >= 0.80; {datetime.now(UTC):%Y-%m-%d}")

@@ -32,7 +32,7 @@ from monitor.store.feeds import FeedJob
 from monitor.store.tables import Article
 from monitor.stories.keeper import Stories
 from monitor.urls import redact
-from monitor.work import Analysis, DocumentWorkers, ExtractFailed, analyse
+from monitor.work import Analysis, DocumentWorkers, ExtractFailed, analyse, entities
 
 log = logging.getLogger("monitor")
 
@@ -171,6 +171,16 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
     found = analyse_entry(ctx, entry)
     text, source, fetch_error, fp, matches = (found.text, found.source, found.error,
                                               found.fingerprint, found.matches)
+    # A copy joins its original's story and needs no sentence vector: the copy decision is
+    # taken first, on what is stored now; only an article that is no copy is described (in a
+    # worker). What is a copy now stays one, so the decision holds under the lock below; an
+    # original stored meanwhile is looked for there again.
+    with STAGE_SECONDS.labels("dedup").time(), ctx.reads() as session:
+        early = copy_verdict(session, text, fp)
+    features = found.features
+    if early is None:
+        with STAGE_SECONDS.labels("features").time():
+            features = ctx.documents.describe(entry.title, text, entities(matches)) or features
     with STAGE_SECONDS.labels("store").time(), ctx.sessions.begin() as session:
         articles.lock_for_dedup(session)
         same_url = articles.by_canonical_url(session, entry.canonical)
@@ -178,7 +188,7 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
         with STAGE_SECONDS.labels("dedup").time():
-            verdict = copy_verdict(session, text, fp)
+            verdict = early or copy_verdict(session, text, fp)
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
                               if verdict else (None, False))
         article_id = articles.insert_article(session, Article(
@@ -193,7 +203,7 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
         ), fp.shingles, found.words)
         articles.add_entry(session, job.id, key, article_id, entry.link, now)
         with STAGE_SECONDS.labels("story").time():
-            ctx.stories.place(session, article_id, entry.title, found.features,
+            ctx.stories.place(session, article_id, entry.title, features,
                               min(entry.published or now, now), now, root)
         alerts = _record_matches(ctx, session, article_id, matches, root, root_is_seed, now)
     return Stored(article_id, verdict is not None, alerts)
@@ -260,7 +270,7 @@ def analyse_entry(ctx: Context, entry: Entry) -> Analysis:
             error = f"page: unexpected error: {e!r}"[:500]
     if found is None:
         found = analyse(ctx.matcher, entry.title, entry.summary,
-                        "summary" if entry.summary else "none", error, ctx.documents.describe)
+                        "summary" if entry.summary else "none", error)
     for stage, seconds in zip(("extract", "fingerprint", "match", "features"), found.seconds,
                               strict=True):
         if seconds:

@@ -38,7 +38,7 @@ from monitor.extract import choose_text, extract_text
 from monitor.feeds import ParsedFeed, parse
 from monitor.match import Matcher, Watchlist, WatchlistMatch
 from monitor.search import index_words
-from monitor.stories.features import Features, extract
+from monitor.stories.features import Features, light
 
 log = logging.getLogger("monitor")
 T = TypeVar("T")
@@ -67,9 +67,11 @@ class Analysis:
 
 
 def analyse(matcher: Matcher, title: str, text: str, source: str, error: str | None,
-            describe: Callable[[str, str, tuple[str, ...]], Features | None] = extract
+            describe: Callable[[str, str, tuple[str, ...]], Features | None] = light
             ) -> Analysis:
-    """Fingerprint, match and describe (``stories.features``) a text whose source is settled."""
+    """Fingerprint, match and describe a text whose source is settled: by default only its
+    language (``stories.features.light``); the daemon asks for the full features (the
+    sentence vector) only for an article that is no copy."""
     started = time.perf_counter()
     fp = fingerprint(text)
     words = tuple(index_words(title, text))  # timed with the fingerprint: both read the text
@@ -126,6 +128,8 @@ def _analyse(html: bytes, url: str, title: str, summary: str) -> Analysis:
 
 
 def _describe(title: str, text: str, names: tuple[str, ...]) -> Features:
+    from monitor.stories.features import extract
+
     return extract(title, text, names)
 
 

@@ -55,6 +55,12 @@ def extract(title: str, text: str, entities: tuple[str, ...] = ()) -> Features:
                     figures(lead), weekdays(lead))
 
 
+def light(title: str, text: str, _entities: tuple[str, ...] = ()) -> Features:
+    """Only the language (a fraction of a millisecond): what a copy needs, as it joins its
+    original's story; ``extract`` is for the articles that are no copy."""
+    return Features(language(f"{title}\n{text[:_LANGUAGE_CHARS]}"), b"", (), (), ())
+
+
 def _lead(title: str, text: str) -> str:
     body = " ".join(text[:LEAD_CHARS * 2].split())
     if len(body) > LEAD_CHARS:
