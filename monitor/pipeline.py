@@ -30,6 +30,7 @@ from monitor.store import feeds as feed_store
 from monitor.store.db import WriteBatch
 from monitor.store.feeds import FeedJob
 from monitor.store.tables import Article
+from monitor.stories.features import Features
 from monitor.stories.keeper import Stories
 from monitor.urls import redact
 from monitor.work import Analysis, DocumentWorkers, ExtractFailed, analyse, entities
@@ -169,18 +170,33 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
         return Stored(same_url, True, 0)
     found = analyse_entry(ctx, entry)
+    text, fp, matches = found.text, found.fingerprint, found.matches
+    # A copy joins its original's story and needs no sentence vector: only an article that
+    # does not look like a copy of what is stored now is described (in a worker, before the
+    # lock). The copy decision itself is taken under the lock as always; should it find no copy
+    # where one was likely, the transaction is dropped, the article described, and stored then.
+    features = found.features
+    with STAGE_SECONDS.labels("dedup").time(), ctx.reads() as session:
+        described = not likely_copy(session, fp)
+    while True:
+        if described and features is found.features:
+            with STAGE_SECONDS.labels("features").time():
+                features = ctx.documents.describe(entry.title, text, entities(matches)) \
+                    or features
+        try:
+            return _store(ctx, job, key, entry, outlet, found, features, described, now)
+        except _Undescribed:
+            described = True
+
+
+class _Undescribed(Exception):
+    """No copy after all: the article needs its sentence vector (the transaction is dropped)."""
+
+
+def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, found: Analysis,
+           features: Features | None, described: bool, now: datetime) -> Stored:
     text, source, fetch_error, fp, matches = (found.text, found.source, found.error,
                                               found.fingerprint, found.matches)
-    # A copy joins its original's story and needs no sentence vector: the copy decision is
-    # taken first, on what is stored now; only an article that is no copy is described (in a
-    # worker). What is a copy now stays one, so the decision holds under the lock below; an
-    # original stored meanwhile is looked for there again.
-    with STAGE_SECONDS.labels("dedup").time(), ctx.reads() as session:
-        early = copy_verdict(session, text, fp)
-    features = found.features
-    if early is None:
-        with STAGE_SECONDS.labels("features").time():
-            features = ctx.documents.describe(entry.title, text, entities(matches)) or features
     with STAGE_SECONDS.labels("store").time(), ctx.sessions.begin() as session:
         articles.lock_for_dedup(session)
         same_url = articles.by_canonical_url(session, entry.canonical)
@@ -188,7 +204,9 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
         with STAGE_SECONDS.labels("dedup").time():
-            verdict = early or copy_verdict(session, text, fp)
+            verdict = copy_verdict(session, text, fp)
+        if verdict is None and not described:
+            raise _Undescribed
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
                               if verdict else (None, False))
         article_id = articles.insert_article(session, Article(
@@ -218,6 +236,16 @@ def _verify(session: Session, text: str, fp: dedup.Fingerprint, article_id: int
         return dedup.verify_sampled(fp.shingles, articles.shingles_of(session, article_id),
                                     article_id)
     return None
+
+
+def likely_copy(session: Session, fp: dedup.Fingerprint) -> bool:
+    """Whether a stored article has the same text, opening words or enough sampled shingles:
+    the candidates ``copy_verdict`` verifies, without verifying them."""
+    if articles.by_content_hash(session, fp.content_hash) is not None:
+        return True
+    n = len(fp.shingles)
+    return bool(articles.copy_candidates(session, fp.shingles, dedup.min_overlap(n), limit=1)
+                or articles.by_lead_hash(session, fp.lead_hash, limit=1))
 
 
 def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint) -> Verdict | None:

@@ -231,6 +231,43 @@ def test_backfill_places_articles_stored_before_stories_existed(
     assert sorted(sorted(s["languages"]) for s in stories) == [["ar", "en"], ["en", "fr", "ru"]]
 
 
+def test_only_an_article_that_is_no_copy_gets_a_sentence_vector(
+        tmp_path: Path, web: Web) -> None:
+    """A copy joins its original's story without a vector of its own; an article that merely
+    opens like a stored one (the cheap check says "likely a copy", verification says no) is
+    described after all, its first transaction dropped."""
+    import sqlite3
+
+    opening = ("The defence ministry said on Monday that the convoy had reached the town after "
+               "three days on the road from the capital, escorted by armoured vehicles")
+    first = opening + " and that the garrison was relieved. " + AMBUSH[0][2]
+    copy = first + " Reporting by our correspondent."
+    other = opening + ". " + RATES[0][2] + " " + RATES[1][2]
+    items = [("Convoy reaches the north", first), ("Convoy reaches the north (wire)", copy),
+             ("Central bank moves as convoy arrives", other)]
+    for n, (title, text) in enumerate(items):
+        web.routes[f"/f{n}.xml"] = Route(200, _feed(f"Outlet {n}", [
+            (title, web.url(f"/a/{n}"), text, "Tue, 07 Jul 2026 18:00:00 GMT")]),
+            {"Content-Type": "application/rss+xml; charset=utf-8"})
+    db_path = tmp_path / "m.db"
+    for n in range(3):  # one feed more each time: each article sees the ones before it
+        cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{db_path}",
+                           feeds=[web.url(f"/f{i}.xml") for i in range(n + 1)],
+                           smtp_port=None, slack_url=None, allowed=[f"127.0.0.1:{web.port}"],
+                           seeds=False, fetch={"fetch_pages": False})
+        assert main(["--config", str(cfg), "once"]) == 0
+    with sqlite3.connect(db_path) as conn:
+        rows = {title: (dup, story) for title, dup, story in conn.execute(
+            "SELECT title, duplicate_of_id, story_id FROM articles")}
+        vectors = dict(conn.execute("SELECT id, vector_count FROM stories"))
+    conn.close()
+    original, wire, bank = (rows[t] for t, _ in items)
+    assert original[0] is None and wire[0] is not None and bank[0] is None
+    assert wire[1] == original[1]  # the copy joined its original's story ...
+    assert vectors[original[1]] == 1  # ... without a vector of its own
+    assert bank[1] != original[1] and vectors[bank[1]] == 1  # described after all
+
+
 def _stored(sessions: Any, keeper: Stories, title: str, features: Features,
             when: datetime) -> tuple[int, int]:
     """An article stored and placed as the pipeline does: one transaction, under the lock."""
