@@ -7,7 +7,9 @@ import hashlib
 import itertools
 import logging
 import random
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -227,11 +229,27 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
     return Stored(article_id, verdict is not None, alerts)
 
 
+# of stored texts verified lately, by database and article id
+_SKETCHES: OrderedDict[tuple[str, int], dedup.Sketch] = OrderedDict()
+_SKETCHES_KEPT = 256  # an original is verified against each of its copies as they come
+_SKETCHES_LOCK = threading.Lock()
+
+
 def _verify(session: Session, text: str, fp: dedup.Fingerprint, article_id: int
             ) -> Verdict | None:
+    key = (str(session.get_bind().engine.url), article_id)
+    with _SKETCHES_LOCK:
+        known = _SKETCHES.get(key)
+    if known is not None:  # a stored text does not change (retention only empties it)
+        return dedup.verify(text, "", article_id, known)
     stored = articles.text_of(session, article_id)
     if stored:
-        return dedup.verify(text, stored, article_id)
+        found = dedup.sketch(stored)
+        with _SKETCHES_LOCK:
+            _SKETCHES[key] = found
+            while len(_SKETCHES) > _SKETCHES_KEPT:
+                _SKETCHES.popitem(last=False)
+        return dedup.verify(text, stored, article_id, found)
     if articles.is_pruned(session, article_id):  # retention kept only its fingerprints
         return dedup.verify_sampled(fp.shingles, articles.shingles_of(session, article_id),
                                     article_id)
@@ -241,11 +259,11 @@ def _verify(session: Session, text: str, fp: dedup.Fingerprint, article_id: int
 def likely_copy(session: Session, fp: dedup.Fingerprint) -> bool:
     """Whether a stored article has the same text, opening words or enough sampled shingles:
     the candidates ``copy_verdict`` verifies, without verifying them."""
-    if articles.by_content_hash(session, fp.content_hash) is not None:
+    if articles.by_content_hash(session, fp.content_hash) is not None or \
+            articles.by_lead_hash(session, fp.lead_hash, limit=1):
         return True
     n = len(fp.shingles)
-    return bool(articles.copy_candidates(session, fp.shingles, dedup.min_overlap(n), limit=1)
-                or articles.by_lead_hash(session, fp.lead_hash, limit=1))
+    return bool(articles.copy_candidates(session, fp.shingles, dedup.min_overlap(n), limit=1))
 
 
 def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint) -> Verdict | None:

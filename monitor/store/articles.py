@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,15 +77,21 @@ def by_content_hash(session: Session, content_hash: str) -> int | None:
 
 
 # One statement of a fixed shape per lookup, whatever the number of shingles (so it is prepared
-# once): each shingle's newest ``cap`` postings, read from the (hash, article_id) key.
+# once): each shingle's newest ``cap`` postings, read from the (hash, article_id) key, counted
+# per article in the database, so only the articles sharing enough come back (not every
+# posting: a page already stored ten times would bring ten rows per shingle).
 _POSTINGS_PG = text(
-    "SELECT p.article_id FROM unnest(CAST(:hashes AS bigint[])) AS q(h) CROSS JOIN LATERAL "
-    "(SELECT s.article_id FROM shingles s WHERE s.hash = q.h ORDER BY s.article_id DESC "
-    "LIMIT :cap) AS p")
+    "SELECT p.article_id, count(*) AS n FROM unnest(CAST(:hashes AS bigint[])) AS q(h) "
+    "CROSS JOIN LATERAL (SELECT s.article_id FROM shingles s WHERE s.hash = q.h "
+    "ORDER BY s.article_id DESC LIMIT :cap) AS p GROUP BY p.article_id HAVING count(*) >= :min "
+    "ORDER BY n DESC, p.article_id DESC LIMIT :limit")
 _POSTINGS_SQLITE = text(
-    "SELECT s.article_id FROM json_each(:hashes) AS q JOIN shingles s ON s.hash = q.value "
+    "SELECT s.article_id, count(*) AS n FROM json_each(:hashes) AS q "
+    "JOIN shingles s ON s.hash = q.value "
     "WHERE s.article_id >= coalesce((SELECT t.article_id FROM shingles t WHERE t.hash = q.value "
-    "ORDER BY t.article_id DESC LIMIT 1 OFFSET :cap - 1), -9223372036854775808)")
+    "ORDER BY t.article_id DESC LIMIT 1 OFFSET :cap - 1), -9223372036854775808) "
+    "GROUP BY s.article_id HAVING count(*) >= :min ORDER BY n DESC, s.article_id DESC "
+    "LIMIT :limit")
 
 
 def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
@@ -98,18 +103,17 @@ def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
     values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
     if not values:
         return []
+    params: dict[str, Any] = {"cap": POSTINGS_CAP, "min": min_overlap, "limit": limit}
     if _postgres(session):
-        rows = session.scalars(_POSTINGS_PG, {"hashes": values, "cap": POSTINGS_CAP})
+        rows = session.execute(_POSTINGS_PG, {"hashes": values, **params}).all()
     else:
-        rows = session.scalars(_POSTINGS_SQLITE, {"hashes": json.dumps(values),
-                                                  "cap": POSTINGS_CAP})
-    overlap: Counter[int] = Counter(rows)
-    ranked = [a for a, n in overlap.most_common() if n >= min_overlap][:limit]
-    if not ranked:
+        rows = session.execute(_POSTINGS_SQLITE, {"hashes": json.dumps(values), **params}).all()
+    overlap = {int(a): int(n) for a, n in rows}
+    if not overlap:
         return []
     sizes = {a: n for a, n in session.execute(select(Article.id, Article.shingle_count)
-                                               .where(Article.id.in_(ranked)))}
-    return [Candidate(a, sizes[a], overlap[a]) for a in ranked if a in sizes]
+                                               .where(Article.id.in_(list(overlap))))}
+    return [Candidate(a, sizes[a], n) for a, n in overlap.items() if a in sizes]
 
 
 def by_lead_hash(session: Session, lead_hash: str, limit: int = 5) -> list[int]:
