@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from monitor.store.tables import Article, Match, Story
@@ -61,24 +62,43 @@ def create(session: Session, story: Decided, title: str, version: int, now: date
     return row.id
 
 
+_STORIES = cast(Table, Story.__table__)
+_ARTICLES = cast(Table, Article.__table__)
+# Built once: these run for every stored article, and building the statement cost more than
+# running it.
+_SAVE = update(_STORIES).where(_STORIES.c.id == bindparam("sid")).values(
+    first_seen=bindparam("first", type_=_STORIES.c.first_seen.type),
+    last_seen=bindparam("last", type_=_STORIES.c.last_seen.type),
+    article_count=_STORIES.c.article_count + bindparam("added"),
+    languages=bindparam("languages", type_=_STORIES.c.languages.type),
+    vector_total=bindparam("total"), vector_count=bindparam("count"),
+    names=bindparam("names", type_=_STORIES.c.names.type),
+    figures=bindparam("figures", type_=_STORIES.c.figures.type),
+    days=bindparam("days", type_=_STORIES.c.days.type), version=bindparam("version"))
+_PLACE = update(_ARTICLES).where(_ARTICLES.c.id == bindparam("aid")).values(
+    story_id=bindparam("sid"), language=bindparam("language"),
+    story_trace=bindparam("trace", type_=_ARTICLES.c.story_trace.type))
+_STORY_OF = select(_ARTICLES.c.story_id).where(_ARTICLES.c.id == bindparam("aid"))
+
+
 def save(session: Session, story: Decided, version: int, *, added: int = 1) -> None:
     """Write back a story an article joined."""
-    session.execute(update(Story).where(Story.id == story.id).values(
-        first_seen=story.first, last_seen=story.last,
-        article_count=Story.article_count + added, languages=sorted(story.languages),
-        vector_total=_bytes(story.total), vector_count=story.count, names=dict(story.names),
-        figures=sorted(story.figures), days=sorted(story.days), version=version))
+    session.execute(_SAVE, {
+        "sid": story.id, "first": story.first, "last": story.last, "added": added,
+        "languages": sorted(story.languages), "total": _bytes(story.total),
+        "count": story.count, "names": dict(story.names), "figures": sorted(story.figures),
+        "days": sorted(story.days), "version": version})
 
 
 def place(session: Session, article_id: int, story_id: int, language: str | None,
           trace: list[list[float]]) -> None:
-    session.execute(update(Article).where(Article.id == article_id).values(
-        story_id=story_id, language=language, story_trace=trace))
+    session.execute(_PLACE, {"aid": article_id, "sid": story_id, "language": language,
+                             "trace": trace})
 
 
 def story_of(session: Session, article_id: int) -> int | None:
     """The story of a stored article."""
-    return session.scalar(select(Article.story_id).where(Article.id == article_id))
+    return session.scalar(_STORY_OF, {"aid": article_id})
 
 
 # -- reads -------------------------------------------------------------------------------------
