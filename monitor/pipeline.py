@@ -177,8 +177,11 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
     # does not look like a copy of what is stored now is described (in a worker, before the
     # lock). The copy decision itself is taken under the lock as always; should it find no copy
     # where one was likely, the transaction is dropped, the article described, and stored then.
+    # When nothing looked like a copy, the decision under the lock only needs to look at the
+    # articles stored since (ids grow under the lock).
     features = found.features
     with STAGE_SECONDS.labels("dedup").time(), ctx.reads() as session:
+        seen = articles.newest_id(session) or 0
         described = not likely_copy(session, fp)
     while True:
         if described and features is found.features:
@@ -186,7 +189,8 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
                 features = ctx.documents.describe(entry.title, text, entities(matches)) \
                     or features
         try:
-            return _store(ctx, job, key, entry, outlet, found, features, described, now)
+            return _store(ctx, job, key, entry, outlet, found, features, described, now,
+                          seen if described else 0)
         except _Undescribed:
             described = True
 
@@ -196,7 +200,9 @@ class _Undescribed(Exception):
 
 
 def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, found: Analysis,
-           features: Features | None, described: bool, now: datetime) -> Stored:
+           features: Features | None, described: bool, now: datetime, after: int) -> Stored:
+    """Store under the lock; the copy decision looks at the articles with ids above
+    ``after`` (0: all)."""
     text, source, fetch_error, fp, matches = (found.text, found.source, found.error,
                                               found.fingerprint, found.matches)
     with STAGE_SECONDS.labels("store").time(), ctx.sessions.begin() as session:
@@ -206,7 +212,7 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
         with STAGE_SECONDS.labels("dedup").time():
-            verdict = copy_verdict(session, text, fp)
+            verdict = copy_verdict(session, text, fp, after)
         if verdict is None and not described:
             raise _Undescribed
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
@@ -266,18 +272,19 @@ def likely_copy(session: Session, fp: dedup.Fingerprint) -> bool:
     return bool(articles.copy_candidates(session, fp.shingles, dedup.min_overlap(n), limit=1))
 
 
-def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint) -> Verdict | None:
+def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint, after: int = 0
+                 ) -> Verdict | None:
     """Same normalised text, else the stored articles sharing most sampled shingles or the
-    same opening words, each verified on its full stored text; the best verdict wins."""
-    same_text = articles.by_content_hash(session, fp.content_hash)
+    same opening words, each verified on its full stored text; the best verdict wins. Only
+    articles with ids above ``after`` are looked at (0: every one)."""
+    same_text = articles.by_content_hash(session, fp.content_hash, after)
     if same_text is not None:
         return Verdict(same_text, "same-text", 1.0)
     shingles = fp.shingles
-    candidates = dedup.shortlist(len(shingles),
-                                 articles.copy_candidates(session, shingles,
-                                                          dedup.min_overlap(len(shingles))))
+    candidates = dedup.shortlist(len(shingles), articles.copy_candidates(
+        session, shingles, dedup.min_overlap(len(shingles)), after=after))
     ids = list(dict.fromkeys([c.article_id for c in candidates]
-                             + articles.by_lead_hash(session, fp.lead_hash)))
+                             + articles.by_lead_hash(session, fp.lead_hash, after=after)))
     verdicts = [v for article_id in ids if (v := _verify(session, text, fp, article_id))]
     return max(verdicts, key=lambda v: v.score, default=None)
 

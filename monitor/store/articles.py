@@ -40,9 +40,11 @@ def lock_for_dedup(session: Session) -> None:
 _ARTICLES = cast(Table, Article.__table__)
 _BY_URL = (select(_ARTICLES.c.id).where(_ARTICLES.c.canonical_url == bindparam("v"))
            .order_by(_ARTICLES.c.id).limit(1))
-_BY_CONTENT = (select(_ARTICLES.c.id).where(_ARTICLES.c.content_hash == bindparam("v"))
+_BY_CONTENT = (select(_ARTICLES.c.id).where(_ARTICLES.c.content_hash == bindparam("v"),
+                                            _ARTICLES.c.id > bindparam("after"))
                .order_by(_ARTICLES.c.id).limit(1))
-_BY_LEAD = (select(_ARTICLES.c.id).where(_ARTICLES.c.lead_hash == bindparam("v"))
+_BY_LEAD = (select(_ARTICLES.c.id).where(_ARTICLES.c.lead_hash == bindparam("v"),
+                                         _ARTICLES.c.id > bindparam("after"))
             .order_by(_ARTICLES.c.id).limit(bindparam("n")))
 
 
@@ -70,10 +72,11 @@ def add_entry(session: Session, feed_id: int, key: str, article_id: int, link: s
                                     "article_id": article_id, "link": link, "created_at": now})
 
 
-def by_content_hash(session: Session, content_hash: str) -> int | None:
+def by_content_hash(session: Session, content_hash: str, after: int = 0) -> int | None:
+    """The first stored article (with an id above ``after``) of exactly this text."""
     if not content_hash:
         return None
-    return session.scalar(_BY_CONTENT, {"v": content_hash})
+    return session.scalar(_BY_CONTENT, {"v": content_hash, "after": after})
 
 
 # One statement of a fixed shape per lookup, whatever the number of shingles (so it is prepared
@@ -83,19 +86,20 @@ def by_content_hash(session: Session, content_hash: str) -> int | None:
 _POSTINGS_PG = text(
     "SELECT p.article_id, count(*) AS n FROM unnest(CAST(:hashes AS bigint[])) AS q(h) "
     "CROSS JOIN LATERAL (SELECT s.article_id FROM shingles s WHERE s.hash = q.h "
-    "ORDER BY s.article_id DESC LIMIT :cap) AS p GROUP BY p.article_id HAVING count(*) >= :min "
+    "ORDER BY s.article_id DESC LIMIT :cap) AS p WHERE p.article_id > :after "
+    "GROUP BY p.article_id HAVING count(*) >= :min "
     "ORDER BY n DESC, p.article_id DESC LIMIT :limit")
 _POSTINGS_SQLITE = text(
     "SELECT s.article_id, count(*) AS n FROM json_each(:hashes) AS q "
     "JOIN shingles s ON s.hash = q.value "
     "WHERE s.article_id >= coalesce((SELECT t.article_id FROM shingles t WHERE t.hash = q.value "
     "ORDER BY t.article_id DESC LIMIT 1 OFFSET :cap - 1), -9223372036854775808) "
-    "GROUP BY s.article_id HAVING count(*) >= :min ORDER BY n DESC, s.article_id DESC "
-    "LIMIT :limit")
+    "AND s.article_id > :after GROUP BY s.article_id HAVING count(*) >= :min "
+    "ORDER BY n DESC, s.article_id DESC LIMIT :limit")
 
 
 def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
-                    limit: int = CANDIDATES) -> list[Candidate]:
+                    limit: int = CANDIDATES, after: int = 0) -> list[Candidate]:
     """Stored articles sharing at least ``min_overlap`` sampled shingles with the new text, the
     ``limit`` sharing most. Each shingle contributes at most ``POSTINGS_CAP`` articles, the
     newest: a 5-gram found in thousands of articles ("said in a statement on") says little
@@ -103,7 +107,8 @@ def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
     values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
     if not values:
         return []
-    params: dict[str, Any] = {"cap": POSTINGS_CAP, "min": min_overlap, "limit": limit}
+    params: dict[str, Any] = {"cap": POSTINGS_CAP, "min": min_overlap, "limit": limit,
+                              "after": after}
     if _postgres(session):
         rows = session.execute(_POSTINGS_PG, {"hashes": values, **params}).all()
     else:
@@ -116,11 +121,13 @@ def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
     return [Candidate(a, sizes[a], n) for a, n in overlap.items() if a in sizes]
 
 
-def by_lead_hash(session: Session, lead_hash: str, limit: int = 5) -> list[int]:
-    """Stored articles that open with the same words (candidates for a short repost)."""
+def by_lead_hash(session: Session, lead_hash: str, limit: int = 5, after: int = 0
+                 ) -> list[int]:
+    """Stored articles (ids above ``after``) that open with the same words (candidates for a
+    short repost)."""
     if not lead_hash:
         return []
-    return list(session.scalars(_BY_LEAD, {"v": lead_hash, "n": limit}))
+    return list(session.scalars(_BY_LEAD, {"v": lead_hash, "n": limit, "after": after}))
 
 
 def text_of(session: Session, article_id: int) -> str:
