@@ -10,8 +10,9 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -195,6 +196,19 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
             described = True
 
 
+@contextmanager
+def _held() -> Iterator[list[float]]:
+    """Times how long the copy-decision lock is held (from when the body notes that it has it
+    to the end of the transaction): stage ``locked``, whose inverse is what the lock allows a
+    whole cluster per second."""
+    taken: list[float] = []
+    try:
+        yield taken
+    finally:
+        if taken:
+            STAGE_SECONDS.labels("locked").observe(time.perf_counter() - taken[0])
+
+
 class _Undescribed(Exception):
     """No copy after all: the article needs its sentence vector (the transaction is dropped)."""
 
@@ -205,8 +219,10 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
     ``after`` (0: all)."""
     text, source, fetch_error, fp, matches = (found.text, found.source, found.error,
                                               found.fingerprint, found.matches)
-    with STAGE_SECONDS.labels("store").time(), ctx.sessions.begin() as session:
+    with STAGE_SECONDS.labels("store").time(), _held() as held, \
+            ctx.sessions.begin() as session:
         articles.lock_for_dedup(session)
+        held.append(time.perf_counter())
         same_url = articles.by_canonical_url(session, entry.canonical)
         if same_url is not None:  # stored by another worker meanwhile
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
