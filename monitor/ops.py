@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import __version__
 from monitor.atom import render_atom
-from monitor.desk.auth import Gate, local_path
+from monitor.desk.auth import Gate, local_path, loopback_host
 from monitor.desk.pages import HEADERS, Desk, Response
 from monitor.errors import MonitorError
 from monitor.metrics import REGISTRY
@@ -254,7 +254,10 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-            for name, value in headers or (("Cache-Control", "no-store"),):
+            for name, value in headers or (("Cache-Control", "no-store"),
+                                           *HEADERS[:2]):  # the CSP and nosniff on all
+                if "\r" in value or "\n" in value:
+                    raise ValueError(f"header {name} would split the response")
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
@@ -275,6 +278,15 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
                             ("Cache-Control", "no-store")])
 
         def do_POST(self) -> None:
+            try:
+                self._post()
+            except (BrokenPipeError, ConnectionResetError):
+                return
+            except Exception as e:  # a login must never take the daemon down
+                log.warning("http POST failed: %s", str(e).splitlines()[0][:200])
+                self._send(500, b"internal error\n", "text/plain; charset=utf-8")
+
+        def _post(self) -> None:
             path = urlsplit(self.path).path
             if path != "/login" or desk is None:
                 self._send(405, b"the desk is read-only\n", "text/plain; charset=utf-8")
@@ -298,6 +310,12 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
             parts = urlsplit(self.path)
             path = parts.path
             try:
+                if desk is not None and not token() and \
+                        not loopback_host(self.headers.get("Host") or "localhost"):
+                    self._send(421, b"this desk answers to loopback names only "
+                                    b"(set http.token to serve others)\n",
+                               "text/plain; charset=utf-8")
+                    return
                 if not Gate(token()).admits(path, {h: self.headers.get(h) or ""
                                                   for h in ("Authorization", "Cookie")}):
                     self._refuse(path, local_path(self.path))

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +31,7 @@ from monitor.match import Matcher, WatchlistMatch
 from monitor.metrics import STAGE_SECONDS
 from monitor.store import articles
 from monitor.store import feeds as feed_store
+from monitor.store import stories as stories_store
 from monitor.store.db import WriteBatch
 from monitor.store.feeds import FeedJob
 from monitor.store.tables import Article
@@ -229,10 +231,11 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
             return Stored(same_url, True, 0)
         with STAGE_SECONDS.labels("dedup").time():
             verdict = copy_verdict(session, text, fp, after)
-        if verdict is None and not described:
-            raise _Undescribed
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
                               if verdict else (None, False))
+        if not described and (root is None or stories_store.story_of(session, root) is None):
+            raise _Undescribed  # no copy after all, or of an article in no story (a story
+            # of its own needs the vector)
         article_id = articles.insert_article(session, Article(
             feed_id=job.id, guid=entry.guid, link=entry.link,
             canonical_url=entry.canonical or None, title=entry.title, outlet=outlet, text=text,
@@ -251,26 +254,27 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
     return Stored(article_id, verdict is not None, alerts)
 
 
-# of stored texts verified lately, by database and article id
-_SKETCHES: OrderedDict[tuple[str, int], dedup.Sketch] = OrderedDict()
+# of stored texts verified lately, per database (engine) and by article id
+_SKETCHES: WeakKeyDictionary[object, OrderedDict[int, dedup.Sketch]] = WeakKeyDictionary()
 _SKETCHES_KEPT = 256  # an original is verified against each of its copies as they come
 _SKETCHES_LOCK = threading.Lock()
 
 
 def _verify(session: Session, text: str, fp: dedup.Fingerprint, article_id: int
             ) -> Verdict | None:
-    key = (str(session.get_bind().engine.url), article_id)
+    engine = session.get_bind().engine
     with _SKETCHES_LOCK:
-        known = _SKETCHES.get(key)
+        kept = _SKETCHES.setdefault(engine, OrderedDict())
+        known = kept.get(article_id)
     if known is not None:  # a stored text does not change (retention only empties it)
         return dedup.verify(text, "", article_id, known)
     stored = articles.text_of(session, article_id)
     if stored:
         found = dedup.sketch(stored)
         with _SKETCHES_LOCK:
-            _SKETCHES[key] = found
-            while len(_SKETCHES) > _SKETCHES_KEPT:
-                _SKETCHES.popitem(last=False)
+            kept[article_id] = found
+            while len(kept) > _SKETCHES_KEPT:
+                kept.popitem(last=False)
         return dedup.verify(text, stored, article_id, found)
     if articles.is_pruned(session, article_id):  # retention kept only its fingerprints
         return dedup.verify_sampled(fp.shingles, articles.shingles_of(session, article_id),

@@ -300,6 +300,16 @@ def test_on_postgresql_the_index_finds_what_the_scan_finds_and_the_pages_answer(
         engine.dispose()
 
 
+def test_a_word_beside_a_script_written_without_spaces_is_indexed_as_a_word() -> None:
+    words = search.index_words("美国总统Trump表示", "ワグネルのWagnerが 집에Wagner가 والفاغنر")
+    assert {"trump", "wagner", "فاغنر"} <= set(words)
+    _, node, _ = search.prepare(config.Settings(), "Trump")
+    assert search.plan(node, {}) == search.Words(("trump",))
+    _, node, _ = search.prepare(config.Settings(), "Wagner's d'Ivoire")
+    assert search.plan(node, {}) == search.AllOf((search.Words(("wagner",)),
+                                                 search.Words(("ivoire",))))
+
+
 def test_search_page_answers_in_four_languages_and_says_what_is_wrong(
         filled: Filled, desk: str) -> None:
     with httpx.Client(timeout=30) as client:
@@ -332,12 +342,25 @@ def test_a_token_guards_every_page_but_healthz(filled: Filled, locked: str) -> N
                            ).status_code == 403
         login = client.post(locked + "/login", data={"token": TOKEN, "next": "//evil.example"})
         assert login.status_code == 303 and login.headers["Location"] == "/"
+        for target in ("/\t/evil.example", "/\r\nSet-Cookie: a=b", "/é"):
+            sneaky = client.post(locked + "/login", data={"token": TOKEN, "next": target})
+            assert sneaky.headers["Location"] == "/" and "a=b" not in sneaky.headers["Set-Cookie"]
         cookie = login.headers["Set-Cookie"]
-        assert TOKEN not in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert TOKEN not in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
         jar = cookie.split(";")[0]
         assert client.get(locked + "/feeds", headers={"Cookie": jar}).status_code == 200
         assert client.get(locked + "/feeds", headers={"Cookie": "monitor_desk=forged"}
                           ).status_code == 401
+
+
+def test_without_a_token_the_desk_answers_to_loopback_names_only(desk: str) -> None:
+    """A site whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own Host."""
+    with httpx.Client(timeout=30) as client:
+        assert client.get(desk + "/", headers={"Host": "evil.example"}).status_code == 421
+        assert client.get(desk + "/", headers={"Host": "localhost:9108"}).status_code == 200
+        missing = client.get(desk + "/nothing-here")
+    assert missing.status_code == 404
+    assert "default-src 'none'" in missing.headers["Content-Security-Policy"]
 
 
 def test_a_listener_off_loopback_without_a_token_refuses_to_start(

@@ -39,12 +39,26 @@ class Gate:
 
     def cookie(self) -> str:
         """The Set-Cookie value of a login: the session for this token, until the browser
-        closes; not readable by scripts, not sent from other sites."""
-        return f"{COOKIE}={self._session}; Path=/; HttpOnly; SameSite=Strict"
+        closes; not readable by scripts, not sent with other sites' requests but a link's."""
+        return f"{COOKIE}={self._session}; Path=/; HttpOnly; SameSite=Lax"
 
 
 def local_path(target: str) -> str:
-    """Where a login may send the browser next: a path of this site, else the front page."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Where a login may send the browser next: a path of this site, else the front page. No
+    control character or space (browsers drop tabs and newlines, so "/\t/evil.example" would
+    become "//evil.example"; CR LF would split the header), printable ASCII only."""
+    if (target.startswith("/") and not target.startswith("//") and target.isascii()
+            and all(33 <= ord(c) < 127 for c in target) and "\\" not in target):
         return target
     return "/"
+
+
+def loopback_host(host: str) -> bool:
+    """Whether a request's Host header names loopback (a page fetched through a DNS name that
+    was rebound to 127.0.0.1 names that other host)."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:name.find("]")] if "]" in name else name
+    else:
+        name = name.rpartition(":")[0] if ":" in name else name
+    return name in ("localhost", "::1") or name.startswith("127.")

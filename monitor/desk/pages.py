@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import cast
 from urllib.parse import urlencode, urlsplit
@@ -41,6 +42,8 @@ HTML = "text/html; charset=utf-8"
 MAX_DAYS = 90
 FRESH = 60.0  # seconds the trends and the language list are reused for: they move by the hour
 SEARCH_LIMIT = 50
+SCAN_LIMIT = 5_000  # articles a search the index cannot narrow reads, newest first
+MAX_MARKS = 500  # matches highlighted on an article page
 
 
 @dataclass
@@ -70,6 +73,10 @@ def _paragraphs(pieces: Pieces) -> list[Pieces]:
 
 def _marks(spans: list[Span], where: str) -> list[tuple[int, int]]:
     return [(s.start, s.end) for s in spans if s.field == where]
+
+
+def _number(value: str) -> bool:
+    return value.isascii() and value.isdecimal()
 
 
 def _when(value: datetime | None) -> str:
@@ -128,7 +135,7 @@ class Desk:
         for prefix, page in (("/story/", self.story), ("/article/", self.article)):
             if path.startswith(prefix):
                 number = path[len(prefix):]
-                if not number.isdigit() or len(number) > 18:
+                if not _number(number) or len(number) > 18:
                     return self.missing("no such page")
                 return page(int(number))
         return None
@@ -159,7 +166,7 @@ class Desk:
     def stories(self, params: Mapping[str, str]) -> Response:
         settings = self.settings()
         days = params.get("days", "3")
-        span = int(days) if days.isdigit() and 0 < int(days) <= MAX_DAYS else 3
+        span = int(days) if _number(days) and 0 < int(days) <= MAX_DAYS else 3
         names = [w.name for w in settings.watchlists]
         watchlist = params.get("watchlist", "") if params.get("watchlist") in names else ""
         entities = sorted({e for name, found in trending.watched(settings).items()
@@ -198,7 +205,7 @@ class Desk:
             story_lines = why.story_lines(s, article_id)
         a = view.article
         matcher = self._matcher_of(settings)
-        spans = [sp for m in matcher.match(a.title, a.text) for sp in m.spans]
+        spans = [sp for m in matcher.match(a.title, a.text) for sp in m.spans][:MAX_MARKS]
         report = matcher.explain(a.title, a.text)
         title = highlight(a.title, [], _marks(spans, "title"))
         text = _paragraphs(highlight(a.text, [], _marks(spans, "text")))
@@ -210,7 +217,7 @@ class Desk:
         text = params.get("q", "").strip()[:1000]
         days = params.get("days", "")
         since = self.clock() - timedelta(days=int(days)) \
-            if days.isdigit() and 0 < int(days) <= 3650 else None
+            if _number(days) and 0 < int(days) <= 3650 else None
         if not text:
             return self.render("desk/search.html", q="", days=days, hits=[], error="",
                                notes=[])
@@ -221,11 +228,17 @@ class Desk:
                                error=str(e), notes=[])
         from monitor import history
 
+        scanned = search.plan(node, entities) is None  # read in order, up to SCAN_LIMIT
         hits = [(h.article, highlight(h.match.snippet, h.match.terms, h.match.marks))
                 for h in search.find(self.sessions, matcher, node, entities, since, SEARCH_LIMIT,
-                                     lambda: history.newest_first(self.sessions, since))]
+                                     lambda: islice(history.newest_first(self.sessions, since),
+                                                    SCAN_LIMIT))]
         notes = [f"{w!r} is searched for as a word; operators are upper case ({w.upper()})"
                  for w in lowercase_operators(text)]
+        if scanned:
+            notes.append(f"The word index cannot narrow this query (a word of a script written "
+                         f"without spaces, or only NOT): the newest {SCAN_LIMIT:,} articles were "
+                         f"read; `monitor search` reads them all.")
         return self.render("desk/search.html", q=text, days=days, hits=hits, error="",
                            notes=notes, limit=SEARCH_LIMIT)
 

@@ -9,10 +9,11 @@ A word is looked up as a prefix, which covers endings (Russian cases, possessive
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import String, bindparam, cast, select, text
 from sqlalchemy.orm import Session
 
 from monitor.store.tables import Match
@@ -74,7 +75,9 @@ def with_words(session: Session, stems: Sequence[str], since: datetime | None) -
 
 def matched_entity(session: Session, entity: str, since: datetime | None) -> set[int]:
     """Ids of the articles a stored match names ``entity`` for (any watchlist)."""
-    stmt = select(Match.article_id, Match.terms)
+    needle = json.dumps(entity)[1:-1]  # as the JSON column writes it (escapes and all)
+    stmt = select(Match.article_id, Match.terms).where(
+        cast(Match.terms, String).contains(needle, autoescape=True))
     if since is not None:
         stmt = stmt.where(Match.created_at >= since)
     return {int(article_id) for article_id, terms in session.execute(stmt)
