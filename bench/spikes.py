@@ -17,27 +17,19 @@ import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from monitor.spikes import Rules, alert_due, judge
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.builders import steady
 
 END = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)
 DAYS = 90
 
 
 def series(rng: random.Random, per_day: float) -> list[datetime]:
-    times, hour = [], END - timedelta(days=DAYS)
-    while hour < END:
-        busy = 1.6 if 7 <= hour.hour < 19 else 0.4
-        rate = per_day / 24 * busy * (0.5 if hour.weekday() >= 5 else 1.0)
-        count, p, limit = 0, 1.0, 2.718281828 ** -rate
-        while True:
-            p *= rng.random()
-            if p < limit:
-                break
-            count += 1
-        times += [hour + timedelta(minutes=rng.randrange(60)) for _ in range(count)]
-        hour += timedelta(hours=1)
-    return sorted(times)
+    return sorted(steady(rng, END - timedelta(days=DAYS), END, per_day))
 
 
 def alarms(times: list[datetime], rules: Rules) -> int:

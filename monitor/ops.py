@@ -320,7 +320,12 @@ def serve(listen: str, sessions: sessionmaker[Session], liveness: Liveness,
                                                   for h in ("Authorization", "Cookie")}):
                     self._refuse(path, local_path(self.path))
                     return
-                params = {k: v[0] for k, v in parse_qs(parts.query, max_num_fields=20).items()}
+                try:
+                    params = {k: v[0] for k, v in
+                              parse_qs(parts.query, max_num_fields=20).items()}
+                except ValueError:  # more fields than any page takes
+                    self._send(400, b"too many query parameters\n", "text/plain; charset=utf-8")
+                    return
                 if path == "/login" and desk is not None:
                     self._page(desk.login_page(local_path(params.get("next", "/"))))
                 elif path == "/healthz":

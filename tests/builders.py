@@ -8,7 +8,9 @@ XML as given (tests of hostile input rely on that); pass ``escape=True`` to esca
 from __future__ import annotations
 
 import html
+import random
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 Item = tuple[str, str, str] | Mapping[str, str]
 WIRE_DATE = "Mon, 15 Nov 2021 10:00:00 GMT"
@@ -63,3 +65,23 @@ def page(title: str, body: str, comments: str = "") -> bytes:
     return (f"<html><head><title>{title}</title></head><body><nav>Home | World | Africa</nav>"
             f"<article><h1>{title}</h1>{paragraphs}</article>{comment_html}"
             f"<footer>Copyright Example News</footer></body></html>").encode()
+
+
+def steady(rng: random.Random, start: datetime, end: datetime, per_day: float) -> list[datetime]:
+    """Mentions with a daily rhythm (busy 07-19, quiet nights) and quieter weekends."""
+    times = []
+    hour = start
+    while hour < end:
+        busy = 1.6 if 7 <= hour.hour < 19 else 0.4
+        weekend = 0.5 if hour.weekday() >= 5 else 1.0
+        rate = per_day / 24 * busy * weekend
+        # Poisson draw for this hour
+        count, p, limit = 0, 1.0, pow(2.718281828, -rate)
+        while True:
+            p *= rng.random()
+            if p < limit:
+                break
+            count += 1
+        times += [hour + timedelta(minutes=rng.randrange(60)) for _ in range(count)]
+        hour += timedelta(hours=1)
+    return times

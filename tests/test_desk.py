@@ -56,7 +56,6 @@ class Filled:
     cfg: Path
     settings: config.Settings
     web: Web  # serves the feeds, and /trap: any request there means a stored script ran
-    titles: dict[str, str]  # labelled article id -> the link it was published under
 
 
 def fill(tmp: Path, web: Web, db_url: str = "") -> Filled:
@@ -64,12 +63,10 @@ def fill(tmp: Path, web: Web, db_url: str = "") -> Filled:
     outlets, and a feed of hostile titles and links that try to call /trap (also used by
     scripts/desk_screenshots.py)."""
     by_outlet: dict[str, list[tuple[str, str, str, str]]] = {}
-    links = {}
     for a in _labelled():
         when = format_datetime(datetime.fromisoformat(a["published"].replace("Z", "+00:00")))
-        links[a["id"]] = web.url(f"/a/{a['id']}")
         by_outlet.setdefault(a["outlet"], []).append(
-            (a["title"], links[a["id"]], a["text"], when))
+            (a["title"], web.url(f"/a/{a['id']}"), a["text"], when))
     trap = web.url("/trap")
     web.routes["/trap"] = Route(200, b"")
     hostile = [
@@ -100,7 +97,7 @@ def fill(tmp: Path, web: Web, db_url: str = "") -> Filled:
         *(f'[[feeds]]\nurl = "{url}"' for url in feeds)]) + "\n")
     web.routes["/hook"] = Route(200, b"ok")
     assert main(["--config", str(cfg), "once"]) == 0
-    return Filled(cfg, config.load(str(cfg)), web, links)
+    return Filled(cfg, config.load(str(cfg)), web)
 
 
 @pytest.fixture(scope="module")

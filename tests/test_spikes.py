@@ -14,30 +14,10 @@ import pytest
 
 from monitor.cli import main
 from monitor.spikes import Rules, alert_due, judge, poisson_surprise
-from tests.builders import rss
+from tests.builders import rss, steady
 from tests.conftest import Mailbox, Route, Web, free_port, write_config
 
 NOW = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)
-
-
-def steady(rng: random.Random, start: datetime, end: datetime, per_day: float) -> list[datetime]:
-    """Mentions with a daily rhythm (busy 07-19, quiet nights) and quieter weekends."""
-    times = []
-    hour = start
-    while hour < end:
-        busy = 1.6 if 7 <= hour.hour < 19 else 0.4
-        weekend = 0.5 if hour.weekday() >= 5 else 1.0
-        rate = per_day / 24 * busy * weekend
-        # Poisson draw for this hour
-        count, p, limit = 0, 1.0, pow(2.718281828, -rate)
-        while True:
-            p *= rng.random()
-            if p < limit:
-                break
-            count += 1
-        times += [hour + timedelta(minutes=rng.randrange(60)) for _ in range(count)]
-        hour += timedelta(hours=1)
-    return times
 
 
 def test_poisson_surprise_is_the_upper_tail() -> None:
