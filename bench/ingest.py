@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 DEFAULT = ROOT.parent / "shared" / "corpus" / "articles"
 
 import trafilatura  # noqa: E402
+from proc import PeakMemory, cpu_seconds, tree, tree_memory  # noqa: E402
 
 from monitor.extract import _CONFIG  # noqa: E402
 
@@ -192,14 +193,34 @@ def _instance(config_path: str, ready: Any, start: Any, done: Any, warm_url: str
     ready.put(os.getpid())
     start.wait()
     before = _stages()
+    profile = os.environ.get("BENCH_PROFILE")  # a file: the daemon's CPU by function (yappi)
+    if profile:
+        import yappi  # not a dependency: pip install yappi to use it
+
+        yappi.set_clock_type("cpu")
+        yappi.start()
+    helpers = [p for p in tree(os.getpid()) if p != os.getpid()]  # the document workers &c.
+    helpers_cpu = cpu_seconds(helpers)
     cpu = time.process_time()
     started = time.perf_counter()
-    service.poll(ignore_schedule=True)
+    with PeakMemory(os.getpid()) as memory:
+        service.poll(ignore_schedule=True)
     ended = time.perf_counter()
+    helpers_after = cpu_seconds(helpers)
+    if os.environ.get("BENCH_MEMORY_DETAIL"):  # a line per process of the tree, once done
+        detail: list[str] = []
+        tree_memory(os.getpid(), detail)
+        print("\n".join(detail), flush=True)
+    if profile:
+        yappi.stop()
+        yappi.get_func_stats().save(f"{profile}.{os.getpid()}", type="pstat")
     cpu = time.process_time() - cpu
     after = _stages()
     stages = {k: after[k] - before.get(k, 0.0) for k in after}
     stages["daemon CPU (all threads)"] = cpu
+    stages["helpers' CPU (document workers)"] = sum(
+        helpers_after[p] - helpers_cpu[p] for p in helpers_after if p in helpers_cpu)
+    stages["peak RSS MiB"], stages["peak PSS MiB"] = memory.peak
     done.put((started, ended, stages))
     service.close()
 
@@ -312,7 +333,9 @@ def main() -> None:
 
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(_fetch, [page_url(port, n, True) for n in range(total)]))
-    bases, rates = [], []
+    bases: list[float] = []
+    rates: list[float] = []
+    peaks: list[float] = []
     for run in range(1, args.repeat + 1):
         base = total / baseline(port, total, cores, args.hosts)
         with tempfile.TemporaryDirectory() as tmp, fresh_database(args.db, tmp) as db:
@@ -328,11 +351,16 @@ def main() -> None:
               f"{base:.1f} pages/s; monitor (fetch, extract, dedup, match, store) "
               f"{rates[-1]:.1f} articles/s (start-up {startup:.1f} s not counted); "
               f"ratio {rates[-1] / base:.2f}")
+        rss, pss = stages.pop("peak RSS MiB"), stages.pop("peak PSS MiB")
+        peaks.append(rss)
         print("  per article, ms (summed over threads and workers): " + ", ".join(
             f"{k} {v * 1000 / total:.2f}" for k, v in sorted(stages.items())))
+        print(f"  the daemon's process tree at its peak (summed over instances): {rss:.0f} MiB "
+              f"RSS, {pss:.0f} MiB PSS")
     base, rate = statistics.median(bases), statistics.median(rates)
     print(f"median: baseline {base:.1f} pages/s, monitor {rate:.1f} articles/s; ratio "
-          f"{rate / base:.2f}   target >= 0.80; {datetime.now(UTC):%Y-%m-%d}")
+          f"{rate / base:.2f}   target >= 0.80; peak RSS of the process tree {max(peaks):.0f} MiB "
+          f"(target < 500); {datetime.now(UTC):%Y-%m-%d}")
     server.terminate()
 
 

