@@ -16,6 +16,11 @@ Both are timed net of start-up (imports, worker pools, migrations and seeds come
 the ratio monitor / baseline is printed (target >= 0.80). ``--rounds R`` serves every page R
 times under different URLs, later rounds with a line of their own added, so that R-1 of every
 R articles are near-duplicates that dedup must verify.
+
+Per run it prints milliseconds per article for each pipeline stage, the daemon's CPU and the
+document workers' CPU, and the daemon's process tree at its peak (RSS and PSS, sampled from
+this process). ``BENCH_PYSPY=FILE`` samples the daemon with py-spy while it holds the GIL;
+``BENCH_PROFILE=FILE`` profiles it with yappi (neither tool is a dependency).
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import html
 import multiprocessing
 import os
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -194,19 +201,22 @@ def _instance(config_path: str, ready: Any, start: Any, done: Any, warm_url: str
     start.wait()
     before = _stages()
     profile = os.environ.get("BENCH_PROFILE")  # a file: the daemon's CPU by function (yappi)
+    # (yappi counts every call, and inflates Python's share; BENCH_PYSPY samples instead)
     if profile:
         import yappi  # not a dependency: pip install yappi to use it
 
         yappi.set_clock_type("cpu")
         yappi.start()
-    helpers = [p for p in tree(os.getpid()) if p != os.getpid()]  # the document workers &c.
-    helpers_cpu = cpu_seconds(helpers)
+    helpers_cpu = cpu_seconds([p for p in tree(os.getpid()) if p != os.getpid()])
+    spy = _sampler(os.environ.get("BENCH_PYSPY"))
     cpu = time.process_time()
     started = time.perf_counter()
-    with PeakMemory(os.getpid()) as memory:
-        service.poll(ignore_schedule=True)
+    service.poll(ignore_schedule=True)
     ended = time.perf_counter()
-    helpers_after = cpu_seconds(helpers)
+    helpers_cpu = cpu_seconds([p for p in tree(os.getpid()) if p != os.getpid()]) - helpers_cpu
+    if spy is not None:  # py-spy writes its file when interrupted
+        spy.send_signal(signal.SIGINT)
+        spy.wait()
     if os.environ.get("BENCH_MEMORY_DETAIL"):  # a line per process of the tree, once done
         detail: list[str] = []
         tree_memory(os.getpid(), detail)
@@ -218,11 +228,21 @@ def _instance(config_path: str, ready: Any, start: Any, done: Any, warm_url: str
     after = _stages()
     stages = {k: after[k] - before.get(k, 0.0) for k in after}
     stages["daemon CPU (all threads)"] = cpu
-    stages["helpers' CPU (document workers)"] = sum(
-        helpers_after[p] - helpers_cpu[p] for p in helpers_after if p in helpers_cpu)
-    stages["peak RSS MiB"], stages["peak PSS MiB"] = memory.peak
+    stages["helpers' CPU (document workers)"] = helpers_cpu
     done.put((started, ended, stages))
     service.close()
+
+
+def _sampler(path: str | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling this process while it holds the GIL (its Python CPU), into ``path``
+    (folded stacks), when a path is given (py-spy is not a dependency: pip install py-spy)."""
+    if not path:
+        return None
+    spy = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record",
+                            "-p", str(os.getpid()), "-o", path, "-f", "raw", "-r", "250",
+                            "--gil"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached
+    return spy
 
 
 def _stages() -> dict[str, float]:
@@ -251,8 +271,9 @@ def monitor_run(config_path: Path, instances: int, warm_url: str
     for _ in procs[1:]:
         ready.get(timeout=600)
     startup = time.perf_counter() - began
-    start.set()
-    spans = [done.get(timeout=3600) for _ in procs]
+    with PeakMemory([p.pid for p in procs if p.pid is not None]) as memory:
+        start.set()
+        spans = [done.get(timeout=3600) for _ in procs]
     for p in procs:
         p.join()
         if p.exitcode:
@@ -261,6 +282,7 @@ def monitor_run(config_path: Path, instances: int, warm_url: str
     for _, _, found in spans:
         for k, v in found.items():
             stages[k] = stages.get(k, 0.0) + v
+    stages["peak RSS MiB"], stages["peak PSS MiB"] = memory.peak
     return max(e for _, e, _ in spans) - min(s for s, _, _ in spans), startup, stages
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -49,32 +50,45 @@ def tree_memory(pid: int, detail: list[str] | None = None) -> tuple[float, float
     return rss / 1024, pss / 1024, seen
 
 
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """User + system CPU seconds of each of ``pids`` still running."""
-    found = {}
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` and of their children that have exited (a pool
+    that replaces its workers): over a whole process tree, the difference of two readings is
+    what the tree spent in between."""
+    total = 0
     for p in pids:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        found[p] = (int(fields[11]) + int(fields[12])) / _TICKS
-    return found
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / _TICKS
 
 
 class PeakMemory:
-    """Samples a process tree's RSS and PSS every ``every`` seconds while in use; ``peak``:
-    the highest sums seen (MiB)."""
+    """Samples the RSS and PSS summed over process trees every ``every`` seconds while in use
+    (the trees themselves are listed again every ``relist`` seconds); ``peak``: the highest
+    sums seen (MiB). Run it in another process than the one measured."""
 
-    def __init__(self, pid: int, every: float = 0.25) -> None:
-        self.pid, self.every = pid, every
+    def __init__(self, roots: list[int], every: float = 0.2, relist: float = 2.0) -> None:
+        self.roots, self.every, self.relist = roots, every, relist
         self.peak = (0.0, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        listed, pids = -1.0, []
         while True:
-            rss, pss, _ = tree_memory(self.pid)
-            self.peak = (max(self.peak[0], rss), max(self.peak[1], pss))
+            if time.monotonic() - listed > self.relist:
+                listed, pids = time.monotonic(), [p for root in self.roots for p in tree(root)]
+            rss = pss = 0
+            for p in pids:
+                try:
+                    rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+                except OSError:
+                    continue
+                rss += int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+                pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+            self.peak = (max(self.peak[0], rss / 1024), max(self.peak[1], pss / 1024))
             if self._stop.wait(self.every):
                 return
 

@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -62,6 +62,7 @@ class Context:
     rng: random.Random = field(default_factory=random.Random)
     entries: Executor | None = None  # where new entries are processed (None: one by one here)
     records: WriteBatch | None = None  # where feed records are gathered (None: written at once)
+    writer: threading.Lock | None = None  # taken around each article's store (SQLite)
 
 
 @dataclass
@@ -174,26 +175,33 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
         with ctx.sessions.begin() as session:
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
         return Stored(same_url, True, 0)
-    found = analyse_entry(ctx, entry)
+    return store_entry(ctx, job, key, entry, outlet, analyse_entry(ctx, entry), now)
+
+
+def store_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str,
+                found: Analysis, now: datetime) -> Stored:
+    """Store an analysed entry as a new article, original or copy, in its story."""
     text, fp, matches = found.text, found.fingerprint, found.matches
-    # A copy joins its original's story and needs no sentence vector: only an article that
-    # does not look like a copy of what is stored now is described (in a worker, before the
-    # lock). The copy decision itself is taken under the lock as always; should it find no copy
-    # where one was likely, the transaction is dropped, the article described, and stored then.
-    # When nothing looked like a copy, the decision under the lock only needs to look at the
-    # articles stored since (ids grow under the lock).
+    # The copy decision has to see every article stored before this one, so it is taken under
+    # the lock; but most of its work is done before: the copy lookup and its verification on
+    # the articles stored now (ids up to ``seen``). Under the lock it only looks at those
+    # stored since (ids grow under the lock), and the better verdict wins.
+    # A copy joins its original's story and needs no sentence vector: only an article with no
+    # verdict here is described (in a worker, before the lock). Should the original turn out
+    # to be in no story, the transaction is dropped, the article described, and stored then.
     features = found.features
     with STAGE_SECONDS.labels("dedup").time(), ctx.reads() as session:
         seen = articles.newest_id(session) or 0
-        described = not likely_copy(session, fp)
+        early = copy_verdict(session, text, fp)
+    described = early is None
     while True:
         if described and features is found.features:
             with STAGE_SECONDS.labels("features").time():
-                features = ctx.documents.describe(entry.title, text, entities(matches)) \
-                    or features
+                features = ctx.documents.describe(entry.title, text, entities(matches),
+                                                  found.features) or features
         try:
             return _store(ctx, job, key, entry, outlet, found, features, described, now,
-                          seen if described else 0)
+                          early, seen)
         except _Undescribed:
             described = True
 
@@ -216,13 +224,14 @@ class _Undescribed(Exception):
 
 
 def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, found: Analysis,
-           features: Features | None, described: bool, now: datetime, after: int) -> Stored:
-    """Store under the lock; the copy decision looks at the articles with ids above
-    ``after`` (0: all)."""
+           features: Features | None, described: bool, now: datetime, early: Verdict | None,
+           after: int) -> Stored:
+    """Store under the lock: the copy decision is ``early`` (taken on the articles with ids up
+    to ``after``) or one on the articles stored since, whichever is better."""
     text, source, fetch_error, fp, matches = (found.text, found.source, found.error,
                                               found.fingerprint, found.matches)
-    with STAGE_SECONDS.labels("store").time(), _held() as held, \
-            ctx.sessions.begin() as session:
+    with STAGE_SECONDS.labels("store").time(), ctx.writer or nullcontext(), \
+            _held() as held, ctx.sessions.begin() as session:
         articles.lock_for_dedup(session)
         held.append(time.perf_counter())
         same_url = articles.by_canonical_url(session, entry.canonical)
@@ -230,7 +239,9 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
         with STAGE_SECONDS.labels("dedup").time():
-            verdict = copy_verdict(session, text, fp, after)
+            late = copy_verdict(session, text, fp, after)
+        verdict = max((v for v in (early, late) if v is not None), key=lambda v: v.score,
+                      default=None)
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
                               if verdict else (None, False))
         if not described and (root is None or stories_store.story_of(session, root) is None):
@@ -280,16 +291,6 @@ def _verify(session: Session, text: str, fp: dedup.Fingerprint, article_id: int
         return dedup.verify_sampled(fp.shingles, articles.shingles_of(session, article_id),
                                     article_id)
     return None
-
-
-def likely_copy(session: Session, fp: dedup.Fingerprint) -> bool:
-    """Whether a stored article has the same text, opening words or enough sampled shingles:
-    the candidates ``copy_verdict`` verifies, without verifying them."""
-    if articles.by_content_hash(session, fp.content_hash) is not None or \
-            articles.by_lead_hash(session, fp.lead_hash, limit=1):
-        return True
-    n = len(fp.shingles)
-    return bool(articles.copy_candidates(session, fp.shingles, dedup.min_overlap(n), limit=1))
 
 
 def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint, after: int = 0

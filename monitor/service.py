@@ -89,6 +89,9 @@ class Service:
         self.documents = _documents(settings)
         self.matcher = matcher_for(settings)
         self.stories = Stories()
+        # SQLite has one writer at a time and makes the others poll for its lock, sleeping up
+        # to 100 ms between tries: the article stores of this process queue here instead.
+        self.writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         self.channels: dict[str, list[str]] = {
             w.name: settings.channels_of(w) for w in settings.watchlists
         }
@@ -163,7 +166,7 @@ class Service:
                 records: db.WriteBatch | None = None) -> Context:
         return Context(self.settings, self.sessions, self.reads, self.fetcher, self.documents,
                        self.matcher, self.stories, self.channels, self.clock, entries=entries,
-                       records=records)
+                       records=records, writer=self.writer)
 
     def poll(self, *, ignore_schedule: bool = False,
              progress: Callable[[int], None] | None = None) -> list[FeedResult]:

@@ -127,10 +127,11 @@ def _analyse(html: bytes, url: str, title: str, summary: str) -> Analysis:
                     (extracted - started, *done.seconds[1:]), done.words)
 
 
-def _describe(title: str, text: str, names: tuple[str, ...]) -> Features:
+def _describe(title: str, text: str, names: tuple[str, ...], known: Features | None
+              ) -> Features:
     from monitor.stories.features import extract
 
-    return extract(title, text, names)
+    return extract(title, text, names, known)
 
 
 def _parse(body: bytes, url: str, now: datetime, content_type: str) -> ParsedFeed:
@@ -223,11 +224,12 @@ class DocumentWorkers:
         in when the page has less text); ``ExtractFailed`` when extraction failed or stopped."""
         return self._page(_analyse, (html, url, title, summary))
 
-    def describe(self, title: str, text: str, names: tuple[str, ...]) -> Features | None:
+    def describe(self, title: str, text: str, names: tuple[str, ...],
+                 known: Features | None = None) -> Features | None:
         """``stories.features.extract`` in a worker (the models live there); None when it
         failed, and the article then starts a story of its own."""
         try:
-            return self._run(_describe, (title, text, names))
+            return self._run(_describe, (title, text, names, known))
         except Exception as e:
             log.warning("story features not computed: %s", _reason(e, self.timeout))
             return None

@@ -234,8 +234,9 @@ def test_backfill_places_articles_stored_before_stories_existed(
 def test_only_an_article_that_is_no_copy_gets_a_sentence_vector(
         tmp_path: Path, web: Web) -> None:
     """A copy joins its original's story without a vector of its own; an article that merely
-    opens like a stored one (the cheap check says "likely a copy", verification says no) is
-    described after all, its first transaction dropped."""
+    opens like a stored one (it shares the opening words, verification says no copy) is
+    described; so is a copy of an article in no story (stored before stories existed), its
+    first transaction dropped."""
     import sqlite3
 
     opening = ("The defence ministry said on Monday that the convoy had reached the town after "
@@ -266,6 +267,25 @@ def test_only_an_article_that_is_no_copy_gets_a_sentence_vector(
     assert wire[1] == original[1]  # the copy joined its original's story ...
     assert vectors[original[1]] == 1  # ... without a vector of its own
     assert bank[1] != original[1] and vectors[bank[1]] == 1  # described after all
+
+    with sqlite3.connect(db_path) as conn:  # the bank article as if stored before stories
+        conn.execute("UPDATE articles SET story_id = NULL WHERE title = ?", (items[2][0],))
+    conn.close()
+    web.routes["/f3.xml"] = Route(200, _feed("Outlet 3", [
+        ("Central bank (wire)", web.url("/a/3"), other + " Reporting by our correspondent.",
+         "Tue, 07 Jul 2026 19:00:00 GMT")]), {"Content-Type": "application/rss+xml; charset=utf-8"})
+    cfg = write_config(tmp_path / "monitor.toml", db_url=f"sqlite:///{db_path}",
+                       feeds=[web.url(f"/f{i}.xml") for i in range(4)],
+                       smtp_port=None, slack_url=None, allowed=[f"127.0.0.1:{web.port}"],
+                       seeds=False, fetch={"fetch_pages": False})
+    assert main(["--config", str(cfg), "once"]) == 0
+    with sqlite3.connect(db_path) as conn:
+        dup, story = conn.execute("SELECT duplicate_of_id, story_id FROM articles "
+                                  "WHERE title = 'Central bank (wire)'").fetchone()
+        count = conn.execute("SELECT vector_count FROM stories WHERE id = ?", (story,)).fetchone()
+    conn.close()
+    # a copy, described: it joined the story its vector is nearest (the bank's), adding to it
+    assert dup is not None and story == bank[1] and count == (vectors[bank[1]] + 1,)
 
 
 def _stored(sessions: Any, keeper: Stories, title: str, features: Features,

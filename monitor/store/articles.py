@@ -31,9 +31,12 @@ def _postgres(session: Session) -> bool:
 def lock_for_dedup(session: Session) -> None:
     """Serialise the decide-and-insert step across threads and instances: two copies of one
     story arriving at once must not both become originals. SQLite's BEGIN IMMEDIATE already
-    serialises writers; PostgreSQL takes a transaction-scoped advisory lock."""
+    serialises writers (the transaction begins here, so the lock is held on return);
+    PostgreSQL takes a transaction-scoped advisory lock."""
     if _postgres(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ARTICLES_LOCK})
+    else:
+        session.connection()
 
 
 # The lookups made for every new article, built once (statements of one shape compile once).
@@ -51,7 +54,7 @@ _BY_LEAD = (select(_ARTICLES.c.id).where(_ARTICLES.c.lead_hash == bindparam("v")
 def by_canonical_url(session: Session, canonical: str) -> int | None:
     if not canonical:
         return None
-    return session.scalar(_BY_URL, {"v": canonical})
+    return session.connection().scalar(_BY_URL, {"v": canonical})
 
 
 def by_canonical_urls(session: Session, canonicals: Iterable[str]) -> dict[str, int]:
@@ -68,7 +71,7 @@ def by_canonical_urls(session: Session, canonicals: Iterable[str]) -> dict[str, 
 
 def add_entry(session: Session, feed_id: int, key: str, article_id: int, link: str,
               now: datetime) -> None:
-    session.execute(_INSERT_ENTRY, {"feed_id": feed_id, "entry_key": key,
+    session.connection().execute(_INSERT_ENTRY, {"feed_id": feed_id, "entry_key": key,
                                     "article_id": article_id, "link": link, "created_at": now})
 
 
@@ -76,7 +79,7 @@ def by_content_hash(session: Session, content_hash: str, after: int = 0) -> int 
     """The first stored article (with an id above ``after``) of exactly this text."""
     if not content_hash:
         return None
-    return session.scalar(_BY_CONTENT, {"v": content_hash, "after": after})
+    return session.connection().scalar(_BY_CONTENT, {"v": content_hash, "after": after})
 
 
 # One statement of a fixed shape per lookup, whatever the number of shingles (so it is prepared
@@ -104,21 +107,30 @@ def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
     ``limit`` sharing most. Each shingle contributes at most ``POSTINGS_CAP`` articles, the
     newest: a 5-gram found in thousands of articles ("said in a statement on") says little
     and would make the lookup as slow as its list is long."""
-    values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
-    if not values:
-        return []
-    params: dict[str, Any] = {"cap": POSTINGS_CAP, "min": min_overlap, "limit": limit,
-                              "after": after}
-    if _postgres(session):
-        rows = session.execute(_POSTINGS_PG, {"hashes": values, **params}).all()
-    else:
-        rows = session.execute(_POSTINGS_SQLITE, {"hashes": json.dumps(values), **params}).all()
-    overlap = {int(a): int(n) for a, n in rows}
+    overlap = _overlaps(session, shingles, min_overlap, limit, after)
     if not overlap:
         return []
-    sizes = {a: n for a, n in session.execute(select(Article.id, Article.shingle_count)
-                                               .where(Article.id.in_(list(overlap))))}
+    sizes = {a: n for a, n in session.connection().execute(
+        select(_ARTICLES.c.id, _ARTICLES.c.shingle_count)
+        .where(_ARTICLES.c.id.in_(list(overlap))))}
     return [Candidate(a, sizes[a], n) for a, n in overlap.items() if a in sizes]
+
+
+def _overlaps(session: Session, shingles: Iterable[int], min_overlap: int, limit: int,
+              after: int) -> dict[int, int]:
+    """Article id -> sampled shingles shared, for the ``limit`` sharing most."""
+    values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
+    if not values:
+        return {}
+    params: dict[str, Any] = {"cap": POSTINGS_CAP, "min": min_overlap, "limit": limit,
+                              "after": after}
+    connection = session.connection()
+    if _postgres(session):
+        rows = connection.execute(_POSTINGS_PG, {"hashes": values, **params}).all()
+    else:
+        rows = connection.execute(_POSTINGS_SQLITE,
+                                  {"hashes": json.dumps(values), **params}).all()
+    return {int(a): int(n) for a, n in rows}
 
 
 def by_lead_hash(session: Session, lead_hash: str, limit: int = 5, after: int = 0
@@ -127,7 +139,8 @@ def by_lead_hash(session: Session, lead_hash: str, limit: int = 5, after: int = 
     short repost)."""
     if not lead_hash:
         return []
-    return list(session.scalars(_BY_LEAD, {"v": lead_hash, "n": limit, "after": after}))
+    return list(session.connection().scalars(_BY_LEAD, {"v": lead_hash, "n": limit,
+                                                         "after": after}))
 
 
 def text_of(session: Session, article_id: int) -> str:
@@ -176,14 +189,14 @@ def insert_article(session: Session, article: Article, shingles: Iterable[int],
     row."""
     values = {column.key: getattr(article, column.key) for column in _ARTICLES.columns
               if column.key in article.__dict__}
-    result = cast(CursorResult[Any], session.execute(_INSERT_ARTICLE, values))
+    result = cast(CursorResult[Any], session.connection().execute(_INSERT_ARTICLE, values))
     key = result.inserted_primary_key  # no RETURNING: SQLite before 3.35 lacks it
     assert key is not None
     article_id = int(key[0])
     article.id = article_id
     add_shingles(session, article_id, shingles)
     if words:
-        search.add(session, article_id, words)
+        search.add(session, article_id, words, fresh=True)
     return article_id
 
 
@@ -193,9 +206,10 @@ def add_shingles(session: Session, article_id: int, shingles: Iterable[int]) -> 
     if not values:
         return
     if _postgres(session):
-        session.execute(_ADD_SHINGLES_PG, {"id": article_id, "hashes": values})
+        session.connection().execute(_ADD_SHINGLES_PG, {"id": article_id, "hashes": values})
     else:
-        session.execute(_ADD_SHINGLES_SQLITE, {"id": article_id, "hashes": json.dumps(values)})
+        session.connection().execute(_ADD_SHINGLES_SQLITE,
+                                     {"id": article_id, "hashes": json.dumps(values)})
 
 
 def alerted_in_story(session: Session, root: int, watchlist: str) -> set[str]:
@@ -206,15 +220,17 @@ def alerted_in_story(session: Session, root: int, watchlist: str) -> set[str]:
                (Article.id == root) | (Article.duplicate_of_id == root))))
 
 
+_INSERT_MATCH = insert(cast(Table, Match.__table__))
+
+
 def add_match(session: Session, article_id: int, match: WatchlistMatch, now: datetime) -> int:
-    row = Match(
-        watchlist=match.watchlist, article_id=article_id, terms=match.terms,
-        spans=[[s.field, s.start, s.end, s.term] for s in match.spans],
-        snippet=match.snippet, marks=[list(m) for m in match.marks], created_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return row.id
+    result = cast(CursorResult[Any], session.connection().execute(_INSERT_MATCH, {
+        "watchlist": match.watchlist, "article_id": article_id, "terms": match.terms,
+        "spans": [[s.field, s.start, s.end, s.term] for s in match.spans],
+        "snippet": match.snippet, "marks": [list(m) for m in match.marks], "created_at": now}))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def update_match(row: Match, match: WatchlistMatch) -> None:
@@ -225,12 +241,15 @@ def update_match(row: Match, match: WatchlistMatch) -> None:
     row.marks = [list(m) for m in match.marks]
 
 
+_INSERT_ALERT = insert(cast(Table, Alert.__table__))
+
+
 def add_alerts(session: Session, article_id: int, match_id: int, watchlist: str,
                channels: Iterable[str], now: datetime) -> int:
     rows = [{"watchlist": watchlist, "channel": c, "article_id": article_id,
              "match_id": match_id, "created_at": now} for c in channels]
     if rows:
-        session.execute(insert(Alert), rows)
+        session.connection().execute(_INSERT_ALERT, rows)
     return len(rows)
 
 
@@ -263,8 +282,12 @@ def kept_batch(session: Session, since: datetime | None, after: int | None, size
     return rows
 
 
+_NEWEST = select(func.max(_ARTICLES.c.id))
+
+
 def newest_id(session: Session) -> int | None:
-    return session.scalar(select(func.max(Article.id)))
+    found: int | None = session.connection().scalar(_NEWEST)
+    return found
 
 
 def kept_by_ids(session: Session, ids: Sequence[int]) -> list[Article]:

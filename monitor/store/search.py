@@ -25,16 +25,23 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def add(session: Session, article_id: int, words: Sequence[str]) -> None:
-    """Index (or index again) an article under ``words``."""
-    remove(session, [article_id])
+_ADD_PG = text(f"INSERT INTO {TABLE} (article_id, words) "
+               f"VALUES (:id, array_to_tsvector(CAST(:words AS text[])))")
+# (FTS5 takes REPLACE: the article's earlier words, if any, leave the index)
+_ADD_SQLITE = text(f"INSERT OR REPLACE INTO {TABLE} (rowid, words) VALUES (:id, :words)")
+
+
+def add(session: Session, article_id: int, words: Sequence[str], *, fresh: bool = False
+        ) -> None:
+    """Index (or index again) an article under ``words``; ``fresh``: it was just inserted
+    (PostgreSQL never gives an id twice, so there is nothing to take out first)."""
     if _postgres(session):
-        session.execute(text(f"INSERT INTO {TABLE} (article_id, words) "
-                             f"VALUES (:id, array_to_tsvector(CAST(:words AS text[])))"),
-                        {"id": article_id, "words": [w for w in words if w]})
+        if not fresh:
+            remove(session, [article_id])
+        session.connection().execute(_ADD_PG, {"id": article_id,
+                                               "words": [w for w in words if w]})
     else:
-        session.execute(text(f"INSERT INTO {TABLE} (rowid, words) VALUES (:id, :words)"),
-                        {"id": article_id, "words": " ".join(words)})
+        session.connection().execute(_ADD_SQLITE, {"id": article_id, "words": " ".join(words)})
 
 
 def remove(session: Session, article_ids: Iterable[int]) -> None:

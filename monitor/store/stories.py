@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.store.tables import Article, Match, Story
@@ -24,23 +24,39 @@ from monitor.stories.assign import DIMENSIONS, Index
 from monitor.stories.assign import Story as Decided
 
 
-def _decided(row: Story) -> Decided:
+def _decided(row: Any) -> Decided:
+    """The decider's story from a row of ``stories`` (an ORM object or a Core row)."""
     total = np.frombuffer(row.vector_total, dtype=np.float32).copy() \
         if len(row.vector_total) == DIMENSIONS * 4 else np.zeros(DIMENSIONS, np.float32)
     return Decided(row.id, total, row.vector_count, row.first_seen, row.last_seen,
                    set(row.languages), Counter(row.names), set(row.figures), set(row.days))
 
 
+_STORIES = cast(Table, Story.__table__)
+_ARTICLES = cast(Table, Article.__table__)
+# Built once: these run for every stored article, and building a statement (or going through
+# the ORM's unit of work) cost more than running it.
+_DECIDED = (_STORIES.c.id, _STORIES.c.vector_total, _STORIES.c.vector_count,
+            _STORIES.c.first_seen, _STORIES.c.last_seen, _STORIES.c.languages, _STORIES.c.names,
+            _STORIES.c.figures, _STORIES.c.days, _STORIES.c.version)
+_CHANGED = (select(*_DECIDED).where(_STORIES.c.version > bindparam("seen"))
+            .order_by(_STORIES.c.version))
+_CREATE = insert(_STORIES)
+
+
 def catch_up(session: Session, index: Index, seen: int, horizon: timedelta) -> int:
     """Bring the index up to date with the stories changed since version ``seen`` (0: load the
     stories active within ``horizon`` of the newest one); the new version seen."""
-    query = select(Story).where(Story.version > seen).order_by(Story.version)
     if seen == 0:
         newest = session.scalar(select(func.max(Story.last_seen)))
         if newest is None:
             return 0
-        query = query.where(Story.last_seen >= newest - horizon)
-    for row in session.scalars(query):
+        rows = session.connection().execute(
+            select(*_DECIDED).where(_STORIES.c.last_seen >= newest - horizon)
+            .order_by(_STORIES.c.version))
+    else:
+        rows = session.connection().execute(_CHANGED, {"seen": seen})
+    for row in rows:
         index.put(_decided(row))
         seen = max(seen, row.version)
     return seen
@@ -52,20 +68,17 @@ def _bytes(total: npt.NDArray[np.floating]) -> bytes:
 
 def create(session: Session, story: Decided, title: str, version: int, now: datetime) -> int:
     """A new story from the decider's (its id is the row's); the id."""
-    row = Story(title=title, first_seen=story.first, last_seen=story.last, article_count=1,
-                languages=sorted(story.languages), vector_total=_bytes(story.total),
-                vector_count=story.count, names=dict(story.names),
-                figures=sorted(story.figures), days=sorted(story.days), version=version,
-                created_at=now)
-    session.add(row)
-    session.flush()
-    return row.id
+    result = cast(CursorResult[Any], session.connection().execute(_CREATE, {
+        "title": title, "first_seen": story.first, "last_seen": story.last,
+        "article_count": 1, "languages": sorted(story.languages),
+        "vector_total": _bytes(story.total), "vector_count": story.count,
+        "names": dict(story.names), "figures": sorted(story.figures),
+        "days": sorted(story.days), "version": version, "created_at": now}))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
-_STORIES = cast(Table, Story.__table__)
-_ARTICLES = cast(Table, Article.__table__)
-# Built once: these run for every stored article, and building the statement cost more than
-# running it.
 _SAVE = update(_STORIES).where(_STORIES.c.id == bindparam("sid")).values(
     first_seen=bindparam("first", type_=_STORIES.c.first_seen.type),
     last_seen=bindparam("last", type_=_STORIES.c.last_seen.type),
@@ -83,7 +96,7 @@ _STORY_OF = select(_ARTICLES.c.story_id).where(_ARTICLES.c.id == bindparam("aid"
 
 def save(session: Session, story: Decided, version: int, *, added: int = 1) -> None:
     """Write back a story an article joined."""
-    session.execute(_SAVE, {
+    session.connection().execute(_SAVE, {
         "sid": story.id, "first": story.first, "last": story.last, "added": added,
         "languages": sorted(story.languages), "total": _bytes(story.total),
         "count": story.count, "names": dict(story.names), "figures": sorted(story.figures),
@@ -92,13 +105,13 @@ def save(session: Session, story: Decided, version: int, *, added: int = 1) -> N
 
 def place(session: Session, article_id: int, story_id: int, language: str | None,
           trace: list[list[float]]) -> None:
-    session.execute(_PLACE, {"aid": article_id, "sid": story_id, "language": language,
+    session.connection().execute(_PLACE, {"aid": article_id, "sid": story_id, "language": language,
                              "trace": trace})
 
 
 def story_of(session: Session, article_id: int) -> int | None:
     """The story of a stored article."""
-    return session.scalar(_STORY_OF, {"aid": article_id})
+    return session.connection().scalar(_STORY_OF, {"aid": article_id})
 
 
 # -- reads -------------------------------------------------------------------------------------

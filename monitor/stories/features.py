@@ -46,12 +46,16 @@ class Features:
     weekdays: tuple[int, ...]  # 0 Monday .. 6 Sunday, 7 yesterday
 
 
-def extract(title: str, text: str, entities: tuple[str, ...] = ()) -> Features:
+def extract(title: str, text: str, entities: tuple[str, ...] = (),
+            known: Features | None = None) -> Features:
     """The features of an article's title and text; ``entities``: the watchlist entities and
-    terms it matched (already canonical)."""
+    terms it matched (already canonical); ``known``: what ``light`` found (its language is
+    kept, not detected again)."""
     lead = _lead(title, text)
     vector = embed([lead])[0].tobytes() if lead.strip() else b""
-    return Features(language(f"{title}\n{text[:_LANGUAGE_CHARS]}"), vector,
+    found = known.language if known is not None else \
+        language(f"{title}\n{text[:_LANGUAGE_CHARS]}")
+    return Features(found, vector,
                     tuple(sorted(set(places(lead)) | {f"@{e.lower()}" for e in entities})),
                     figures(lead), weekdays(lead))
 

@@ -1,0 +1,190 @@
+"""The ceiling the copy and story decision puts on a cluster: articles per second through the
+serialised part of storing, measured alone.
+
+    python bench/lock.py [--db sqlite|postgresql+psycopg://...] [--threads 1,2,4]
+                         [--rounds 3] [corpus/articles]
+
+Every storing instance takes one lock (``articles.lock_for_dedup``) for the transaction that
+decides whether an article is a copy and which story it joins, and stores it. However many
+instances there are, articles go through that transaction one at a time, so the time it is held
+caps the cluster. In ``bench/ingest.py`` it is measured while extraction competes for the same
+2 cores, which stretches it; here nothing else runs.
+
+First, not timed: the pages of ``shared/corpus/articles`` are extracted, and each of ``--rounds``
+versions of them (later rounds with a line of their own added, so most articles are copies) is
+fingerprinted, matched and described with the real models. Then, for each thread count T, a new
+database (with the seeds) takes every article through ``pipeline.store_entry`` from T threads,
+each standing for an instance with a story keeper of its own: the copy lookup and verification
+before the lock, the sentence vector looked up from the ones computed first (in the pipeline a
+document worker computes it), then the transaction under the lock. Printed: articles per second,
+and the lock held per article (the stage ``locked``); its inverse is the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import multiprocessing
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest import DEFAULT, fresh_database, load_pages, write_config  # noqa: E402
+
+from monitor import config  # noqa: E402
+from monitor.dedup import fingerprint  # noqa: E402
+from monitor.feeds import Entry  # noqa: E402
+from monitor.metrics import REGISTRY  # noqa: E402
+from monitor.pipeline import store_entry  # noqa: E402
+from monitor.search import index_words  # noqa: E402
+from monitor.service import Service  # noqa: E402
+from monitor.store.feeds import FeedJob  # noqa: E402
+from monitor.stories.features import Features, extract, light  # noqa: E402
+from monitor.stories.keeper import Stories  # noqa: E402
+from monitor.work import Analysis, entities  # noqa: E402
+
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.S | re.I)
+
+
+def _text(raw: bytes) -> tuple[str, str]:
+    from monitor.extract import extract_text
+
+    page = gzip.decompress(raw)
+    found = _TITLE.search(page)
+    title = found.group(1).decode("utf-8", "replace").strip() if found else "Untitled"
+    return title, extract_text(page, "http://127.0.0.1/")
+
+
+class Described:
+    """The sentence vectors, computed once with the real models before the timed part (in the
+    pipeline a document worker computes them, outside the lock)."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, Features] = {}
+
+    def describe(self, title: str, text: str, names: tuple[str, ...],
+                 known: Features | None = None) -> Features:
+        if text not in self.known:
+            self.known[text] = extract(title, text, names, known)
+        return self.known[text]
+
+
+def prepare(folder: Path, rounds: int, matcher: Any, described: Described
+            ) -> list[tuple[str, Analysis]]:
+    """(title, analysis) of every article, rounds interleaved as the ingest bench serves them."""
+    with multiprocessing.get_context("forkserver").Pool(2) as pool:
+        pages = pool.map(_text, load_pages(folder))
+    found = []
+    for n in range(len(pages) * rounds):
+        title, text = pages[n % len(pages)]
+        rnd = n // len(pages)
+        if rnd:
+            text = f"{text}\n\nUpdate {rnd}: this copy was republished by partner outlet {rnd}."
+        matches = matcher.match(title, text)
+        if rnd == 0:  # the originals' vectors (a copy needs none)
+            described.describe(title, text, entities(matches))
+        found.append((title, Analysis(text, "page", None, fingerprint(text), matches,
+                                      light(title, text), words=tuple(index_words(title, text)))))
+    return found
+
+
+def locked_seconds() -> tuple[float, float]:
+    """(sum, count) of the stage ``locked`` so far."""
+    values = {s.name: s.value for metric in REGISTRY.collect()
+              if metric.name == "monitor_stage_seconds" for s in metric.samples
+              if s.labels.get("stage") == "locked"}
+    return values.get("monitor_stage_seconds_sum", 0.0), \
+        values.get("monitor_stage_seconds_count", 0.0)
+
+
+def run(db: str, folder: str, articles: list[tuple[str, Analysis]], threads: int,
+        described: Described) -> tuple[float, float]:
+    """(articles per second, seconds the lock is held per article) with ``threads`` storers."""
+    cfg = write_config(Path(folder), db, 9, threads)
+    service = Service(config.load(cfg))
+    service.prepare()  # migrations, feeds, seeds
+    with service.sessions() as session:
+        from sqlalchemy import select
+
+        from monitor.store.tables import Feed
+
+        feeds = list(session.scalars(select(Feed).order_by(Feed.id)))
+    jobs = [FeedJob(f.id, f.url, None, None, 3600.0, None, None, None, 0) for f in feeds]
+    now = datetime.now(UTC)
+    failures: list[BaseException] = []
+
+    def storer(k: int) -> None:
+        ctx = service.context()
+        ctx.stories = Stories()  # an instance of its own
+        ctx.documents = described  # type: ignore[assignment]
+        try:
+            for n in range(k, len(articles), threads):
+                title, found = articles[n]
+                link = f"http://127.0.0.1/page/{n}.html"
+                entry = Entry(f"urn:page:{n}", link, link, title, "", now)
+                store_entry(ctx, jobs[k], entry.key(jobs[k].id), entry, f"Outlet {k}", found,
+                            now)
+        except BaseException as e:  # reported once the threads are done
+            failures.append(e)
+
+    before = locked_seconds()
+    workers = [threading.Thread(target=storer, args=(k,)) for k in range(threads)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    seconds = time.perf_counter() - started
+    after = locked_seconds()
+    service.close()
+    if failures:
+        raise failures[0]
+    return len(articles) / seconds, (after[0] - before[0]) / max(after[1] - before[1], 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("articles", nargs="?", type=Path, default=DEFAULT)
+    parser.add_argument("--db", default="sqlite")
+    parser.add_argument("--threads", default="1,2,4")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if not args.articles.is_dir():
+        raise SystemExit(f"no corpus at {args.articles} (pass the articles folder)")
+
+    from monitor.watchlists import matcher_for
+
+    with tempfile.TemporaryDirectory() as tmp:
+        matcher = matcher_for(config.load(write_config(Path(tmp), f"sqlite:///{tmp}/m.db", 9, 1)))
+    described = Described()
+    articles = prepare(args.articles, args.rounds, matcher, described)
+    print(f"{len(articles)} articles ({args.rounds} round(s) of the corpus: "
+          f"{(args.rounds - 1) / args.rounds:.0%} copies), {args.db.split(':')[0]}; "
+          f"{args.repeat} run(s) each; {datetime.now(UTC):%Y-%m-%d}")
+    for threads in (int(t) for t in args.threads.split(",")):
+        rates, held = [], []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory() as tmp, fresh_database(args.db, tmp) as db:
+                rate, lock = run(db, tmp, articles, threads, described)
+            rates.append(rate)
+            held.append(lock)
+        lock = statistics.median(held)
+        print(f"{threads} storer(s): {statistics.median(rates):.0f} articles/s "
+              f"({min(rates):.0f}-{max(rates):.0f}); lock held {lock * 1000:.2f} ms an article "
+              f"({min(held) * 1000:.2f}-{max(held) * 1000:.2f}): a ceiling of "
+              f"{1 / lock:.0f} articles/s")
+
+
+if __name__ == "__main__":
+    main()
