@@ -1,8 +1,8 @@
 """The ceiling the copy and story decision puts on a cluster: articles per second through the
 serialised part of storing, measured alone.
 
-    python bench/lock.py [--db sqlite|postgresql+psycopg://...] [--threads 1,2,4]
-                         [--rounds 3] [corpus/articles]
+    python bench/lock.py [--db sqlite|postgresql+psycopg://...] [--instances 1,2,4]
+                         [--rounds 3] [--repeat 3] [corpus/articles]
 
 Every storing instance takes one lock (``articles.lock_for_dedup``) for the transaction that
 decides whether an article is a copy and which story it joins, and stores it. However many
@@ -10,14 +10,15 @@ instances there are, articles go through that transaction one at a time, so the 
 caps the cluster. In ``bench/ingest.py`` it is measured while extraction competes for the same
 2 cores, which stretches it; here nothing else runs.
 
-First, not timed: the pages of ``shared/corpus/articles`` are extracted, and each of ``--rounds``
-versions of them (later rounds with a line of their own added, so most articles are copies) is
-fingerprinted, matched and described with the real models. Then, for each thread count T, a new
-database (with the seeds) takes every article through ``pipeline.store_entry`` from T threads,
-each standing for an instance with a story keeper of its own: the copy lookup and verification
-before the lock, the sentence vector looked up from the ones computed first (in the pipeline a
-document worker computes it), then the transaction under the lock. Printed: articles per second,
-and the lock held per article (the stage ``locked``); its inverse is the ceiling.
+First, not timed: the pages of ``shared/corpus/articles`` are extracted, and each of
+``--rounds`` versions of them (later rounds with a line of their own added, so most articles are
+copies) is fingerprinted, matched and described with the real models. Then, for each number of
+instances T, a new database (with the seeds) takes every article through
+``pipeline.store_entry`` from T processes, each an instance with its own engine and story
+keeper: the copy lookup and verification before the lock, the sentence vector looked up from
+the ones computed first (in the pipeline a document worker computes it), then the transaction
+under the lock. Printed: articles per second, and the lock held per article (the stage
+``locked``); its inverse is the ceiling.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import re
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +50,6 @@ from monitor.search import index_words  # noqa: E402
 from monitor.service import Service  # noqa: E402
 from monitor.store.feeds import FeedJob  # noqa: E402
 from monitor.stories.features import Features, extract, light  # noqa: E402
-from monitor.stories.keeper import Stories  # noqa: E402
 from monitor.work import Analysis, entities  # noqa: E402
 
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.S | re.I)
@@ -107,56 +106,70 @@ def locked_seconds() -> tuple[float, float]:
         values.get("monitor_stage_seconds_count", 0.0)
 
 
-def run(db: str, folder: str, articles: list[tuple[str, Analysis]], threads: int,
+def _storer(db: str, folder: str, k: int, storers: int, articles: list[tuple[str, Analysis]],
+            known: dict[str, Features], ready: Any, start: Any, done: Any) -> None:
+    """One instance: its own process, engine and story keeper, storing every ``storers``-th
+    article from the ``k``-th."""
+    from sqlalchemy import select
+
+    from monitor.store.tables import Feed
+
+    service = Service(config.load(Path(folder) / "monitor.toml"))
+    with service.sessions() as session:
+        feed = session.scalars(select(Feed).order_by(Feed.id)).all()[k]
+    job = FeedJob(feed.id, feed.url, None, None, 3600.0, None, None, None, 0)
+    ctx = service.context()
+    described = Described()
+    described.known = known
+    ctx.documents = described  # type: ignore[assignment]
+    now = datetime.now(UTC)
+    ready.put(k)
+    start.wait()
+    before = locked_seconds()
+    for n in range(k, len(articles), storers):
+        title, found = articles[n]
+        link = f"http://127.0.0.1/page/{n}.html"
+        entry = Entry(f"urn:page:{n}", link, link, title, "", now)
+        store_entry(ctx, job, entry.key(job.id), entry, f"Outlet {k}", found, now)
+    after = locked_seconds()
+    done.put((time.perf_counter(), after[0] - before[0], after[1] - before[1]))
+    service.close()
+
+
+def run(db: str, folder: str, articles: list[tuple[str, Analysis]], storers: int,
         described: Described) -> tuple[float, float]:
-    """(articles per second, seconds the lock is held per article) with ``threads`` storers."""
-    cfg = write_config(Path(folder), db, 9, threads)
+    """(articles per second, seconds the lock is held per article) with ``storers`` instances
+    storing at once."""
+    cfg = write_config(Path(folder), db, 9, storers)
     service = Service(config.load(cfg))
     service.prepare()  # migrations, feeds, seeds
-    with service.sessions() as session:
-        from sqlalchemy import select
-
-        from monitor.store.tables import Feed
-
-        feeds = list(session.scalars(select(Feed).order_by(Feed.id)))
-    jobs = [FeedJob(f.id, f.url, None, None, 3600.0, None, None, None, 0) for f in feeds]
-    now = datetime.now(UTC)
-    failures: list[BaseException] = []
-
-    def storer(k: int) -> None:
-        ctx = service.context()
-        ctx.stories = Stories()  # an instance of its own
-        ctx.documents = described  # type: ignore[assignment]
-        try:
-            for n in range(k, len(articles), threads):
-                title, found = articles[n]
-                link = f"http://127.0.0.1/page/{n}.html"
-                entry = Entry(f"urn:page:{n}", link, link, title, "", now)
-                store_entry(ctx, jobs[k], entry.key(jobs[k].id), entry, f"Outlet {k}", found,
-                            now)
-        except BaseException as e:  # reported once the threads are done
-            failures.append(e)
-
-    before = locked_seconds()
-    workers = [threading.Thread(target=storer, args=(k,)) for k in range(threads)]
-    started = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    seconds = time.perf_counter() - started
-    after = locked_seconds()
     service.close()
-    if failures:
-        raise failures[0]
-    return len(articles) / seconds, (after[0] - before[0]) / max(after[1] - before[1], 1)
+    ctx = multiprocessing.get_context("spawn")
+    ready, start, done = ctx.Queue(), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_storer, args=(db, folder, k, storers, articles, described.known,
+                                               ready, start, done))
+             for k in range(storers)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=600)
+    started = time.perf_counter()
+    start.set()
+    results = [done.get(timeout=3600) for _ in procs]
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise SystemExit(f"a storer failed with exit code {p.exitcode}")
+    seconds = max(r[0] for r in results) - started
+    held, count = sum(r[1] for r in results), sum(r[2] for r in results)
+    return len(articles) / seconds, held / max(count, 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("articles", nargs="?", type=Path, default=DEFAULT)
     parser.add_argument("--db", default="sqlite")
-    parser.add_argument("--threads", default="1,2,4")
+    parser.add_argument("--instances", default="1,2,4", help="storing processes at once")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -172,15 +185,15 @@ def main() -> None:
     print(f"{len(articles)} articles ({args.rounds} round(s) of the corpus: "
           f"{(args.rounds - 1) / args.rounds:.0%} copies), {args.db.split(':')[0]}; "
           f"{args.repeat} run(s) each; {datetime.now(UTC):%Y-%m-%d}")
-    for threads in (int(t) for t in args.threads.split(",")):
+    for storers in (int(t) for t in args.instances.split(",")):
         rates, held = [], []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as tmp, fresh_database(args.db, tmp) as db:
-                rate, lock = run(db, tmp, articles, threads, described)
+                rate, lock = run(db, tmp, articles, storers, described)
             rates.append(rate)
             held.append(lock)
         lock = statistics.median(held)
-        print(f"{threads} storer(s): {statistics.median(rates):.0f} articles/s "
+        print(f"{storers} instance(s): {statistics.median(rates):.0f} articles/s "
               f"({min(rates):.0f}-{max(rates):.0f}); lock held {lock * 1000:.2f} ms an article "
               f"({min(held) * 1000:.2f}-{max(held) * 1000:.2f}): a ceiling of "
               f"{1 / lock:.0f} articles/s")

@@ -238,8 +238,9 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
         if same_url is not None:  # stored by another worker meanwhile
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
-        with STAGE_SECONDS.labels("dedup").time():
-            late = copy_verdict(session, text, fp, after)
+        with STAGE_SECONDS.labels("dedup").time():  # (nothing to look at: nothing stored since)
+            late = copy_verdict(session, text, fp, after) \
+                if (articles.newest_id(session) or 0) > after else None
         verdict = max((v for v in (early, late) if v is not None), key=lambda v: v.score,
                       default=None)
         root, root_is_seed = (articles.original_of(session, verdict.original_id)

@@ -17,6 +17,8 @@ from monitor.store import search
 from monitor.store.tables import Alert, Article, Digest, FeedEntry, Match, Shingle
 
 _ARTICLES_LOCK = 7_243_001
+_LOCK_PG = text("SELECT set_config('synchronous_commit', 'off', true), "
+                "pg_advisory_xact_lock(:k)")  # (one round trip, both for this transaction)
 
 
 CANDIDATES = 50  # stored articles ranked by shared shingles, before the shortlist
@@ -32,9 +34,15 @@ def lock_for_dedup(session: Session) -> None:
     """Serialise the decide-and-insert step across threads and instances: two copies of one
     story arriving at once must not both become originals. SQLite's BEGIN IMMEDIATE already
     serialises writers (the transaction begins here, so the lock is held on return);
-    PostgreSQL takes a transaction-scoped advisory lock."""
+    PostgreSQL takes a transaction-scoped advisory lock.
+
+    On PostgreSQL the transaction commits without waiting for its WAL to reach the disk, as
+    SQLite's are (WAL, ``synchronous=NORMAL``): the lock is not held over a disk flush. A
+    crash of the machine can lose the last few stored articles, never part of one; their
+    entries go with them, so the next poll stores them again (WAL is written in order: the
+    feed's record of that poll, committed after them, is lost with them)."""
     if _postgres(session):
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ARTICLES_LOCK})
+        session.execute(_LOCK_PG, {"k": _ARTICLES_LOCK})
     else:
         session.connection()
 
