@@ -69,7 +69,7 @@ class PeakMemory:
     (the trees themselves are listed again every ``relist`` seconds); ``peak``: the highest
     sums seen (MiB). Run it in another process than the one measured."""
 
-    def __init__(self, roots: list[int], every: float = 0.2, relist: float = 2.0) -> None:
+    def __init__(self, roots: list[int], every: float = 1.0, relist: float = 5.0) -> None:
         self.roots, self.every, self.relist = roots, every, relist
         self.peak = (0.0, 0.0)
         self._stop = threading.Event()
