@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 DEFAULT = ROOT.parent / "shared" / "corpus" / "articles"
 
 import trafilatura  # noqa: E402
-from proc import PeakMemory, cpu_seconds, tree, tree_memory  # noqa: E402
+from proc import PeakMemory, cpu_seconds, join_all, tree, tree_memory  # noqa: E402
 
 from monitor.extract import _CONFIG  # noqa: E402
 
@@ -275,10 +275,7 @@ def monitor_run(config_path: Path, instances: int, warm_url: str
     with PeakMemory([p.pid for p in procs if p.pid is not None]) as memory:
         start.set()
         spans = [done.get(timeout=3600) for _ in procs]
-    for p in procs:
-        p.join()
-        if p.exitcode:
-            raise SystemExit(f"an instance failed with exit code {p.exitcode}")
+    join_all(procs, "an instance")
     stages: dict[str, float] = {}
     for _, _, found in spans:
         for k, v in found.items():

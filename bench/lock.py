@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import DEFAULT, fresh_database, load_pages, write_config  # noqa: E402
+from proc import join_all  # noqa: E402
 
 from monitor import config  # noqa: E402
 from monitor.dedup import fingerprint  # noqa: E402
@@ -156,10 +157,7 @@ def run(db: str, folder: str, articles: list[tuple[str, Analysis]], storers: int
     started = time.perf_counter()
     start.set()
     results = [done.get(timeout=3600) for _ in procs]
-    for p in procs:
-        p.join()
-        if p.exitcode:
-            raise SystemExit(f"a storer failed with exit code {p.exitcode}")
+    join_all(procs, "a storer")
     seconds = max(r[0] for r in results) - started
     held, count = sum(r[1] for r in results), sum(r[2] for r in results)
     return len(articles) / seconds, held / max(count, 1)

