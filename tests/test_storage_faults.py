@@ -350,4 +350,3 @@ def test_a_full_disk_logs_one_line_and_loses_nothing(
     svc.close()
     assert sorted(mailed) == sorted(t for t, _, _ in items) and len(box.messages) == len(sent)
     assert any("completed again" in r.getMessage() for r in caplog.records)
-

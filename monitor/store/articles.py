@@ -35,10 +35,10 @@ def lock_for_dedup(session: Session) -> None:
     serialises writers (the transaction begins here, so the lock is held on return);
     PostgreSQL takes a transaction-scoped advisory lock.
 
-    The commit waits for the disk on PostgreSQL. Asynchronous commit was tried (about 1.5 ms
-    less held an article): a server that crashed while the daemons kept running would lose
-    stories and articles that every instance had already read into its story index and its
-    verification cache, and reuse their ids."""
+    The commit waits for the disk on PostgreSQL. Asynchronous commit was tried: the lock was
+    held no shorter (``bench/lock.py``), and a server that crashed while the daemons kept
+    running would lose stories and articles that every instance had already read into its
+    story index and its verification cache, and reuse their ids."""
     if _postgres(session):
         session.execute(_LOCK_PG, {"k": _ARTICLES_LOCK})
     else:
@@ -77,8 +77,9 @@ def by_canonical_urls(session: Session, canonicals: Iterable[str]) -> dict[str, 
 
 def add_entry(session: Session, feed_id: int, key: str, article_id: int, link: str,
               now: datetime) -> None:
-    session.connection().execute(_INSERT_ENTRY, {"feed_id": feed_id, "entry_key": key,
-                                    "article_id": article_id, "link": link, "created_at": now})
+    session.connection().execute(_INSERT_ENTRY, {
+        "feed_id": feed_id, "entry_key": key, "article_id": article_id, "link": link,
+        "created_at": now})
 
 
 def by_content_hash(session: Session, content_hash: str, after: int = 0) -> int | None:
@@ -113,21 +114,9 @@ def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
     ``limit`` sharing most. Each shingle contributes at most ``POSTINGS_CAP`` articles, the
     newest: a 5-gram found in thousands of articles ("said in a statement on") says little
     and would make the lookup as slow as its list is long."""
-    overlap = _overlaps(session, shingles, min_overlap, limit, after)
-    if not overlap:
-        return []
-    sizes = {a: n for a, n in session.connection().execute(
-        select(_ARTICLES.c.id, _ARTICLES.c.shingle_count)
-        .where(_ARTICLES.c.id.in_(list(overlap))))}
-    return [Candidate(a, sizes[a], n) for a, n in overlap.items() if a in sizes]
-
-
-def _overlaps(session: Session, shingles: Iterable[int], min_overlap: int, limit: int,
-              after: int) -> dict[int, int]:
-    """Article id -> sampled shingles shared, for the ``limit`` sharing most."""
     values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
     if not values:
-        return {}
+        return []
     params: dict[str, Any] = {"cap": POSTINGS_CAP, "min": min_overlap, "limit": limit,
                               "after": after}
     connection = session.connection()
@@ -136,7 +125,13 @@ def _overlaps(session: Session, shingles: Iterable[int], min_overlap: int, limit
     else:
         rows = connection.execute(_POSTINGS_SQLITE,
                                   {"hashes": json.dumps(values), **params}).all()
-    return {int(a): int(n) for a, n in rows}
+    overlap = {int(a): int(n) for a, n in rows}
+    if not overlap:
+        return []
+    sizes = {a: n for a, n in connection.execute(
+        select(_ARTICLES.c.id, _ARTICLES.c.shingle_count)
+        .where(_ARTICLES.c.id.in_(list(overlap))))}
+    return [Candidate(a, sizes[a], n) for a, n in overlap.items() if a in sizes]
 
 
 def by_lead_hash(session: Session, lead_hash: str, limit: int = 5, after: int = 0
@@ -184,6 +179,15 @@ _ADD_SHINGLES_SQLITE = text("INSERT INTO shingles (hash, article_id) "
                             "SELECT DISTINCT value, :id FROM json_each(:hashes)")
 
 
+def insert_one(session: Session, statement: Any, values: dict[str, Any]) -> int:
+    """Run a Core insert of one row (built once) on the session's connection; the row's id.
+    (No RETURNING: SQLite before 3.35 lacks it.)"""
+    result = cast(CursorResult[Any], session.connection().execute(statement, values))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 _INSERT_ARTICLE = insert(_ARTICLES)
 _INSERT_ENTRY = insert(cast(Table, FeedEntry.__table__))
 
@@ -195,10 +199,7 @@ def insert_article(session: Session, article: Article, shingles: Iterable[int],
     row."""
     values = {column.key: getattr(article, column.key) for column in _ARTICLES.columns
               if column.key in article.__dict__}
-    result = cast(CursorResult[Any], session.connection().execute(_INSERT_ARTICLE, values))
-    key = result.inserted_primary_key  # no RETURNING: SQLite before 3.35 lacks it
-    assert key is not None
-    article_id = int(key[0])
+    article_id = insert_one(session, _INSERT_ARTICLE, values)
     article.id = article_id
     add_shingles(session, article_id, shingles)
     if words:
@@ -230,13 +231,10 @@ _INSERT_MATCH = insert(cast(Table, Match.__table__))
 
 
 def add_match(session: Session, article_id: int, match: WatchlistMatch, now: datetime) -> int:
-    result = cast(CursorResult[Any], session.connection().execute(_INSERT_MATCH, {
+    return insert_one(session, _INSERT_MATCH, {
         "watchlist": match.watchlist, "article_id": article_id, "terms": match.terms,
         "spans": [[s.field, s.start, s.end, s.term] for s in match.spans],
-        "snippet": match.snippet, "marks": [list(m) for m in match.marks], "created_at": now}))
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+        "snippet": match.snippet, "marks": [list(m) for m in match.marks], "created_at": now})
 
 
 def update_match(row: Match, match: WatchlistMatch) -> None:

@@ -16,9 +16,10 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from monitor.store.articles import insert_one
 from monitor.store.tables import Article, Match, Story
 from monitor.stories.assign import DIMENSIONS, Index
 from monitor.stories.assign import Story as Decided
@@ -68,15 +69,12 @@ def _bytes(total: npt.NDArray[np.floating]) -> bytes:
 
 def create(session: Session, story: Decided, title: str, version: int, now: datetime) -> int:
     """A new story from the decider's (its id is the row's); the id."""
-    result = cast(CursorResult[Any], session.connection().execute(_CREATE, {
+    return insert_one(session, _CREATE, {
         "title": title, "first_seen": story.first, "last_seen": story.last,
         "article_count": 1, "languages": sorted(story.languages),
         "vector_total": _bytes(story.total), "vector_count": story.count,
         "names": dict(story.names), "figures": sorted(story.figures),
-        "days": sorted(story.days), "version": version, "created_at": now}))
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+        "days": sorted(story.days), "version": version, "created_at": now})
 
 
 _SAVE = update(_STORIES).where(_STORIES.c.id == bindparam("sid")).values(
@@ -105,8 +103,8 @@ def save(session: Session, story: Decided, version: int, *, added: int = 1) -> N
 
 def place(session: Session, article_id: int, story_id: int, language: str | None,
           trace: list[list[float]]) -> None:
-    session.connection().execute(_PLACE, {"aid": article_id, "sid": story_id, "language": language,
-                             "trace": trace})
+    session.connection().execute(_PLACE, {"aid": article_id, "sid": story_id,
+                                          "language": language, "trace": trace})
 
 
 def story_of(session: Session, article_id: int) -> int | None:

