@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +46,8 @@ T = TypeVar("T")
 MAX_TASKS = 1000
 _CONTEXT = multiprocessing.get_context("forkserver")
 # The fork server loads the parsers and the story models once; every worker shares them.
-_CONTEXT.set_forkserver_preload(["monitor.work", "monitor.stories.warm"])
+_MODELS = "monitor.stories.warm"
+_CONTEXT.set_forkserver_preload(["monitor.work", _MODELS])
 
 
 class ExtractFailed(Exception):
@@ -100,6 +102,32 @@ def _start(max_bytes: int, watchlists: Sequence[Watchlist], snippet_chars: int) 
         limit = _address_space() + max_bytes
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _WATCHLISTS = (watchlists, snippet_chars)
+    _load_models()
+
+
+_MODELS_PROBLEM: str | None = None
+
+
+def _load_models() -> None:
+    """The fork server skips a preload that fails to import, without a word, and its workers
+    would then describe no article. A worker that finds the story models missing loads its own
+    (more memory each, but stories work) and keeps the reason for ``_models``."""
+    global _MODELS_PROBLEM
+    if _MODELS in sys.modules:
+        return
+    try:
+        __import__(_MODELS)
+    except Exception as e:  # reported by the daemon at start-up; articles then start own stories
+        _MODELS_PROBLEM = (f"the story models could not be loaded ({type(e).__name__}: "
+                           f"{str(e)[:200]}); articles get no story features")
+    else:
+        _MODELS_PROBLEM = ("the fork server did not preload the story models; each worker "
+                           "loaded its own, which costs memory in every worker")
+
+
+def _models() -> str | None:
+    """Run in a worker: why its story models are missing or its own, or None when shared."""
+    return _MODELS_PROBLEM
 
 
 def _address_space() -> int:
@@ -163,14 +191,27 @@ class DocumentWorkers:
 
     def _get_pool(self) -> ProcessPool:
         with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPool(
-                    max_workers=self.processes, max_tasks=MAX_TASKS,
-                    initializer=_start, initargs=(self.memory_mib * 1024 * 1024,
-                                                  self.watchlists, self.snippet_chars),
-                    context=_CONTEXT,
-                )
-            return self._pool
+            if self._pool is not None:
+                return self._pool
+            self._pool = pool = ProcessPool(
+                max_workers=self.processes, max_tasks=MAX_TASKS,
+                initializer=_start, initargs=(self.memory_mib * 1024 * 1024,
+                                              self.watchlists, self.snippet_chars),
+                context=_CONTEXT,
+            )
+        self._check_models(pool)
+        return pool
+
+    def _check_models(self, pool: ProcessPool) -> None:
+        """Say once, as the workers start, when they lack the shared story models."""
+        try:
+            problem = pool.schedule(_models, timeout=self.timeout).result()
+        except Exception as e:  # the task that follows meets the same fault and reports it
+            log.warning("document workers: story models not checked: %s",
+                        _reason(e, self.timeout))
+            return
+        if problem:
+            log.error("document workers: %s", problem)
 
     def close(self) -> None:
         with self._lock:

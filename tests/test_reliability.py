@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import resource
 import socket
@@ -970,6 +971,31 @@ def test_a_worker_killed_while_idle_does_not_stop_parsing() -> None:
             assert workers.parse(doc, "http://x.example/", NOW, "").entries
     finally:
         workers.close()
+
+
+def test_story_models_the_fork_server_failed_to_load_are_reported_as_the_workers_start(
+        tmp_path: Path) -> None:
+    """The fork server skips a preload that fails to import without a word; the daemon must
+    say so at start, not once per article. A broken sentencepiece wheel stands in here."""
+    import subprocess
+    import sys
+
+    (tmp_path / "sentencepiece.py").write_text("raise ImportError('broken wheel')\n")
+    script = (
+        "import logging; logging.basicConfig(level=logging.WARNING)\n"
+        "from monitor.work import DocumentWorkers\n"
+        "w = DocumentWorkers(processes=1, timeout=60, memory_mib=0)\n"
+        "print('ENTRIES', len(w.extract(b'<html><body><p>Wagner</p></body></html>', 'http://x/')))\n"
+        "w.close()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ENTRIES" in done.stdout  # pages are still extracted
+    errors = [line for line in done.stderr.splitlines() if "story models" in line]
+    assert len(errors) == 1, done.stderr[-2000:]
+    assert "ERROR" in errors[0] and "broken wheel" in errors[0]
 
 
 def test_odd_headers_and_locations_are_fetch_errors(web: Web) -> None:
