@@ -1,10 +1,12 @@
 """Matching speed: 1,000 entities with aliases in three scripts over 10 MB of real article text.
 
-    python bench/match.py [--mb 10] [--entities 1000]
+    python bench/match.py [--mb 10] [--entities 1000] [--repeat 7]
 
 Prints, on one core:
 - normalisation plus exact matching (folding both fields and one Aho-Corasick pass that finds
-  every alias of every entity, each place confirmed by its pattern): MB/s, target >= 30;
+  every alias of every entity, each place confirmed by its pattern): MB/s, target >= 30, as
+  the median (and range) of ``--repeat`` timings, each beside a timing of the folding alone
+  taken right after it, the baseline that shows how fast the machine was at that moment;
 - the per-article cost of the stages that only some watchlists have: fuzzy names (every entity
   fuzzy), proximity rules (100 NEAR rules) and context guards;
 - for scale, one compiled regular-expression alternation of the same aliases over 1 MB.
@@ -21,6 +23,7 @@ import json
 import random
 import re
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -83,10 +86,15 @@ def timed(fn: object, *args: object) -> float:
         gc.enable()
 
 
+def _spread(values: list[float], form: str) -> str:
+    return (f"{statistics.median(values):{form}} ({min(values):{form}}-{max(values):{form}})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mb", type=float, default=10.0)
     parser.add_argument("--entities", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     rnd = random.Random(7)
     corpus = CORPUS.read_text()
@@ -115,10 +123,14 @@ def main() -> None:
             fold_text(title)
             fold_text(body)
 
-    seconds = min(timed(scan, exact) for _ in range(3))
-    fold_seconds = min(timed(fold_only) for _ in range(3))
-    print(f"normalisation + exact matching: {total_mb / seconds:.1f} MB/s "
-          f"({seconds:.2f} s; folding alone {total_mb / fold_seconds:.0f} MB/s)  target >= 30")
+    rates, fold_rates = [], []
+    for _ in range(args.repeat):  # alternately, so a drift in machine speed touches both
+        rates.append(total_mb / timed(scan, exact))
+        fold_rates.append(total_mb / timed(fold_only))
+    ratios = [r / f for r, f in zip(rates, fold_rates, strict=True)]
+    print(f"normalisation + exact matching: {_spread(rates, '.1f')} MB/s  target >= 30")
+    print(f"  baseline, folding alone: {_spread(fold_rates, '.0f')} MB/s; matching / folding "
+          f"{_spread(ratios, '.2f')}  (median, range; {args.repeat} runs)")
 
     def full(matcher: Matcher) -> None:
         for title, body in docs:
