@@ -4,11 +4,16 @@ serialised part of storing, measured alone.
     python bench/lock.py [--db sqlite|postgresql+psycopg://...] [--instances 1,2,4]
                          [--rounds 3] [--repeat 3] [corpus/articles]
 
-Every storing instance takes one lock (``articles.lock_for_dedup``) for the transaction that
-decides whether an article is a copy and which story it joins, and stores it. However many
-instances there are, articles go through that transaction one at a time, so the time it is held
-caps the cluster. In ``bench/ingest.py`` it is measured while extraction competes for the same
-2 cores, which stretches it; here nothing else runs.
+Storing an article decides whether it is a copy and which story it joins. On SQLite, and on
+PostgreSQL when no other store is in flight, the article takes one lock for the whole
+transaction (``articles.lock_for_dedup``). Otherwise, on PostgreSQL, the copy decision is
+partitioned: only articles that share a slot (URL, text or lead hash, a sampled shingle) wait
+for each other (``articles.lock_copies``), and the story decision, which must see every story,
+takes one lock from the story's placement to the commit (``articles.lock_stories``). However
+many instances there are, articles go one at a time through whichever of these is the
+cluster's own lock, so the time it is held caps the cluster. In ``bench/ingest.py`` it is
+measured while extraction competes for the same 2 cores, which stretches it; here nothing else
+runs.
 
 First, not timed: the pages of ``shared/corpus/articles`` are extracted, and each of
 ``--rounds`` versions of them (later rounds with a line of their own added, so most articles are
@@ -17,8 +22,10 @@ instances T, a new database (with the seeds) takes every article through
 ``pipeline.store_entry`` from T processes, each an instance with its own engine and story
 keeper: the copy lookup and verification before the lock, the sentence vector looked up from
 the ones computed first (in the pipeline a document worker computes it), then the transaction
-under the lock. Printed: articles per second, and the lock held per article (the stage
-``locked``); its inverse is the ceiling.
+under the lock(s). Printed: articles per second, and the cluster-wide lock held per article
+(the stage ``locked``: the whole transaction for an article that decided alone, from the
+story lock on for a partitioned one); its inverse is the ceiling. With one instance every
+article decides alone; with two, most are partitioned.
 """
 
 from __future__ import annotations

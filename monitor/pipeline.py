@@ -62,7 +62,7 @@ class Context:
     rng: random.Random = field(default_factory=random.Random)
     entries: Executor | None = None  # where new entries are processed (None: one by one here)
     records: WriteBatch | None = None  # where feed records are gathered (None: written at once)
-    writer: threading.Lock | None = None  # taken around each article's store (SQLite)
+    writer: threading.Lock | None = None  # taken around each article's store (one at a time)
 
 
 @dataclass
@@ -182,16 +182,22 @@ def store_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str,
                 found: Analysis, now: datetime) -> Stored:
     """Store an analysed entry as a new article, original or copy, in its story."""
     text, fp, matches = found.text, found.fingerprint, found.matches
-    # The copy decision has to see every article stored before this one, so it is taken under
-    # the lock; but most of its work is done before: the copy lookup and its verification on
-    # the articles stored now (ids up to ``seen``). Under the lock it only looks at those
-    # stored since (ids grow under the lock), and the better verdict wins.
+    # The copy decision has to see every article stored before this one that it could copy,
+    # so it is taken under a lock: on PostgreSQL one per slot (``articles.copy_slots``: the
+    # URL, the text and lead hashes, the sampled shingles), so that only possible copies wait
+    # for each other, then the story decision under one lock for the cluster; elsewhere one
+    # lock for both. Most of its work is done before: the copy lookup and its verification on
+    # the articles stored now (ids up to ``seen``). Under the lock it looks again, only at the
+    # articles stored since when no store was in flight as ``seen`` was read (no store can
+    # then commit an id below it: ``articles.watermark``), at all of them otherwise; the
+    # better verdict wins.
     # A copy joins its original's story and needs no sentence vector: only an article with no
     # verdict here is described (in a worker, before the lock). Should the original turn out
     # to be in no story, the transaction is dropped, the article described, and stored then.
     features = found.features
     with STAGE_SECONDS.labels("dedup").time(), ctx.reads() as session:
-        seen = articles.newest_id(session) or 0
+        with ctx.writer if ctx.writer and articles.partitioned(session) else nullcontext():
+            seen, exact = articles.watermark(session)  # (no store of this instance in flight)
         early = copy_verdict(session, text, fp)
     described = early is None
     while True:
@@ -201,16 +207,17 @@ def store_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str,
                                                   found.features) or features
         try:
             return _store(ctx, job, key, entry, outlet, found, features, described, now,
-                          early, seen)
+                          early, seen if exact else None)
         except _Undescribed:
             described = True
 
 
 @contextmanager
 def _held() -> Iterator[list[float]]:
-    """Times how long the copy-decision lock is held (from when the body notes that it has it
-    to the end of the transaction): stage ``locked``, whose inverse is what the lock allows a
-    whole cluster per second."""
+    """Times how long the lock every instance waits for is held (from when the body notes
+    that it has it to the end of the transaction): stage ``locked``, whose inverse is what it
+    allows a whole cluster per second. Partitioned (PostgreSQL), that is the story lock;
+    otherwise the copy decision's."""
     taken: list[float] = []
     try:
         yield taken
@@ -225,21 +232,27 @@ class _Undescribed(Exception):
 
 def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, found: Analysis,
            features: Features | None, described: bool, now: datetime, early: Verdict | None,
-           after: int) -> Stored:
-    """Store under the lock: the copy decision is ``early`` (taken on the articles with ids up
-    to ``after``) or one on the articles stored since, whichever is better."""
+           after: int | None) -> Stored:
+    """Store under the lock: the copy decision is ``early`` (taken on every article with an id
+    up to ``after``, and on some after it) or one on the articles stored since, whichever is
+    better. ``after`` None: an article with a lower id may have been stored since."""
     text, source, fetch_error, fp, matches = (found.text, found.source, found.error,
                                               found.fingerprint, found.matches)
+    slots = articles.copy_slots(entry.canonical, fp.content_hash, fp.lead_hash, fp.shingles)
     with STAGE_SECONDS.labels("store").time(), ctx.writer or nullcontext(), \
             _held() as held, ctx.sessions.begin() as session:
-        articles.lock_for_dedup(session)
-        held.append(time.perf_counter())
+        partitioned = articles.lock_copies(session, slots, quiet=after is not None)
+        if not partitioned:  # this article decides alone: the cluster waits from here
+            held.append(time.perf_counter())
         same_url = articles.by_canonical_url(session, entry.canonical)
         if same_url is not None:  # stored by another worker meanwhile
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
             return Stored(same_url, True, 0)
-        with STAGE_SECONDS.labels("dedup").time():  # (nothing to look at: nothing stored since)
-            late = copy_verdict(session, text, fp, after) \
+        with STAGE_SECONDS.labels("dedup").time():
+            # Only the articles stored since the early lookup, if any; every article when one
+            # with a lower id may have been (their texts' verification is cached).
+            late = copy_verdict(session, text, fp) if after is None else \
+                copy_verdict(session, text, fp, after) \
                 if (articles.newest_id(session) or 0) > after else None
         verdict = max((v for v in (early, late) if v is not None), key=lambda v: v.score,
                       default=None)
@@ -259,6 +272,9 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
             dup_score=verdict.score if verdict else None,
         ), fp.shingles, found.words)
         articles.add_entry(session, job.id, key, article_id, entry.link, now)
+        if partitioned:
+            articles.lock_stories(session)
+            held.append(time.perf_counter())
         with STAGE_SECONDS.labels("story").time():
             ctx.stories.place(session, article_id, entry.title, features,
                               min(entry.published or now, now), now, root)

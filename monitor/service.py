@@ -89,9 +89,11 @@ class Service:
         self.documents = _documents(settings)
         self.matcher = matcher_for(settings)
         self.stories = Stories()
-        # SQLite has one writer at a time and makes the others poll for its lock, sleeping up
-        # to 100 ms between tries: the article stores of this process queue here instead.
-        self.writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        # The article stores of this process queue here. SQLite has one writer at a time and
+        # makes the others poll for its lock, sleeping up to 100 ms between tries; PostgreSQL
+        # keeps an article's slot locks (``articles.lock_copies``) in a shared table of fixed
+        # size, so one store at a time per instance bounds what the cluster takes of it.
+        self.writer = threading.Lock()
         self.channels: dict[str, list[str]] = {
             w.name: settings.channels_of(w) for w in settings.watchlists
         }

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, select
+from sqlalchemy import text as sa_text
 
 from monitor.store.tables import Alert, Article, Digest, Feed
 from tests.builders import page, rss
@@ -163,3 +164,81 @@ def test_three_instances_share_300_feeds_and_survive_a_sigkill(
         seen.update(set(re.findall(r"http://127\.0\.0\.1:\d+/[as]/\d+", body.get_content())))
     assert len(seen) == FEEDS + SHARED and set(seen.values()) == {1}, seen.most_common(3)
     assert killed_worked, "the killed instance had polled feeds before it died"
+
+
+# -- the copy decision, partitioned (PostgreSQL) ----------------------------------------------
+
+WIRE = ("The defence ministry said on Monday that the convoy had reached the town after three "
+        "days on the road from the capital, escorted by armoured vehicles, and that the "
+        "garrison was relieved after a siege of several weeks in which supplies ran short.")
+
+
+def test_a_copy_shares_a_slot_with_its_original_and_another_article_does_not() -> None:
+    from monitor.dedup import fingerprint
+    from monitor.store.articles import copy_slots
+
+    def slots(text: str, url: str = "") -> set[int]:
+        fp = fingerprint(text)
+        return set(copy_slots(url, fp.content_hash, fp.lead_hash, fp.shingles))
+
+    original = slots(WIRE)
+    assert original & slots(WIRE + " Reporting by our correspondent.")  # near-duplicate
+    assert original & slots(" ".join(WIRE.split()[:20]) + " Read more.")  # truncated: its lead
+    assert slots("Floods closed the ring road for a second day as the river rose again.",
+                 "http://x.example/a") & slots("Other words entirely.", "http://x.example/a")
+    assert not original & slots("Floods closed the ring road for a second day as the river "
+                                "rose again, and the city asked residents to stay at home "
+                                "while crews pumped water out of the tunnels under the centre.")
+
+
+@pytest.mark.postgres
+def test_only_articles_that_could_be_copies_wait_for_each_other_and_stories_go_one_by_one(
+        pg_url: str) -> None:
+    """Slot locks held by an article being stored stop a possible copy of it and anything that
+    decides alone, not an unrelated article; the story lock stops every other story decision.
+    Waiting is seen as PostgreSQL's lock_timeout expiring, with no sleeping here."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import sessionmaker
+
+    from monitor.dedup import fingerprint
+    from monitor.store import articles
+    from monitor.store.db import open_database
+
+    engine, sessions = open_database(pg_url)
+    other_sessions = sessionmaker(engine)
+
+    def slots(text: str) -> list[int]:
+        fp = fingerprint(text)
+        return articles.copy_slots("", fp.content_hash, fp.lead_hash, fp.shingles)
+
+    def waits(take: Callable[[Any], object]) -> bool:
+        with other_sessions.begin() as session:
+            session.execute(sa_text("SET LOCAL lock_timeout = '200ms'"))
+            try:
+                take(session)
+            except OperationalError as e:
+                assert "lock timeout" in str(e)
+                return True
+        return False
+
+    unrelated = ("Floods closed the ring road for a second day as the river rose again, and the "
+                 "city asked residents to stay at home while crews pumped the tunnels dry.")
+    try:
+        with sessions.begin() as holder:
+            assert articles.lock_copies(holder, slots(WIRE)) is True
+            copy = slots(WIRE + " Reporting by our correspondent.")
+            assert waits(lambda s: articles.lock_copies(s, copy))
+            assert not waits(lambda s: articles.lock_copies(s, slots(unrelated)))
+            assert waits(articles.lock_for_dedup)  # deciding alone waits for everyone
+            assert not waits(articles.lock_stories)
+            articles.lock_stories(holder)
+            assert waits(articles.lock_stories)
+            # an article with too many keys for the lock table decides alone
+            many = list(range(articles.MAX_SLOTS + 1))
+            assert waits(lambda s: articles.lock_copies(s, many))
+        assert not waits(lambda s: articles.lock_copies(s, copy))  # committed: free again
+        with sessions.begin() as alone:
+            articles.lock_for_dedup(alone)
+            assert waits(lambda s: articles.lock_copies(s, slots(unrelated)))
+    finally:
+        engine.dispose()

@@ -342,6 +342,77 @@ def test_an_original_stored_after_the_early_copy_lookup_is_found_under_the_lock(
         assert wire.story_id == kept.story_id is not None
 
 
+@pytest.mark.postgres
+def test_an_original_with_a_lower_id_committed_after_the_early_lookup_is_found(
+        tmp_path: Path, web: Web, services: Any, pg_url: str) -> None:
+    """On PostgreSQL articles that cannot be copies of each other are stored at once, so while
+    another instance stores an original, an unrelated article with a higher id can commit
+    first. A copy looked up meanwhile must not take that higher id as the line below which it
+    has seen everything: the original, committed later with its lower id, is found under the
+    lock."""
+    from sqlalchemy import select
+
+    from monitor.dedup import fingerprint
+    from monitor.feeds import Entry
+    from monitor.pipeline import store_entry
+    from monitor.store.feeds import FeedJob
+    from monitor.store.tables import Feed
+    from monitor.work import analyse
+
+    first = ("The defence ministry said on Monday that the convoy had reached the town after "
+             "three days on the road from the capital, escorted by armoured vehicles, and that "
+             "the garrison was relieved. " + AMBUSH[0][2])
+    web.routes["/f.xml"] = Route(200, _feed("Wire", [
+        ("Convoy reaches the north (wire)", web.url("/a/wire"),
+         first + " Reporting by our correspondent.", "Tue, 07 Jul 2026 18:00:00 GMT")]),
+        {"Content-Type": "application/rss+xml; charset=utf-8"})
+    cfg = write_config(tmp_path / "monitor.toml", db_url=pg_url, feeds=[web.url("/f.xml")],
+                       smtp_port=None, slack_url=None, allowed=[f"127.0.0.1:{web.port}"],
+                       seeds=False, fetch={"fetch_pages": False})
+    svc = services(cfg)
+    svc.prepare()
+    now = svc.clock()
+    # another instance, mid-store: the original inserted under its slot locks, not committed
+    other = svc.sessions()
+    other.begin()
+    fp = fingerprint(first)
+    articles.lock_copies(other, articles.copy_slots("", fp.content_hash, fp.lead_hash,
+                                                    fp.shingles))
+    original = articles.insert_article(other, Article(
+        title="Convoy reaches the north", outlet="Ministry", text=first, text_source="summary",
+        content_hash=fp.content_hash, lead_hash=fp.lead_hash, shingle_count=len(fp.shingles),
+        created_at=now, is_seed=False, guid="urn:first", link="http://x.example/first"),
+        fp.shingles)
+    # meanwhile a third instance stores an unrelated article, with a higher id, at once
+    ctx = svc.context()
+    with svc.sessions() as session:
+        feed = session.scalars(select(Feed)).one()
+    job = FeedJob(feed.id, feed.url, None, None, 3600.0, None, None, None, 0)
+    entry = Entry("urn:floods", "http://x.example/floods", "http://x.example/floods",
+                  "Floods close the ring road", "", now)
+    unrelated = store_entry(ctx, job, entry.key(job.id), entry, "City", analyse(
+        ctx.matcher, entry.title, "Floods closed the ring road for a second day as the river "
+        "rose again, and the city asked residents to stay at home.", "summary", None), now)
+    assert unrelated.article_id > original
+    describe = svc.documents.describe
+
+    def meanwhile(title: str, text: str, names: tuple[str, ...],
+                  known: Features | None = None) -> Features | None:
+        if other.in_transaction():  # the wire copy looked like no copy: the original commits
+            other.commit()
+        described: Features | None = describe(title, text, names, known)
+        return described
+
+    svc.documents.describe = meanwhile
+    try:
+        svc.poll(ignore_schedule=True)
+    finally:
+        other.close()
+    with svc.sessions() as session:
+        wire = session.scalars(select(Article).where(Article.link == web.url("/a/wire"))).one()
+        assert wire.duplicate_of_id == original  # found under the lock, below the watermark
+
+
 def _stored(sessions: Any, keeper: Stories, title: str, features: Features,
             when: datetime) -> tuple[int, int]:
     """An article stored and placed as the pipeline does: one transaction, under the lock."""
@@ -377,6 +448,48 @@ def test_two_instances_see_each_others_stories(
         sizes = {s.id: (len(s.articles), s.languages) for s in listed}
         assert sizes == {first: (3, ["en", "fr", "ru"]), other: (1, ["en"])}
         assert listed[0].id == other  # newest activity first
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", pytest.param("postgres",
+                                                             marks=pytest.mark.postgres)])
+def test_a_story_change_committed_with_a_lower_article_id_is_still_caught_up_on(
+        tmp_path: Path, db_kind: str, request: pytest.FixtureRequest) -> None:
+    """On PostgreSQL articles that cannot be copies of each other are stored at once, so an
+    article with a lower id can be placed after one with a higher id. The other instance's
+    keeper must still read that story change, or it decides on a stale story."""
+    from monitor.store import db
+
+    url = f"sqlite:///{tmp_path / 'm.db'}" if db_kind == "sqlite" \
+        else str(request.getfixturevalue("pg_url"))
+    engine, sessions = db.open_database(url, write=True)
+    one, two = Stories(), Stories()
+
+    def insert(title: str) -> int:
+        with sessions.begin() as session:
+            return articles.insert_article(session, Article(
+                title=title, outlet="x", text=title, text_source="summary", created_at=T0,
+                is_seed=False, guid=title, link=f"http://x.example/{title}"), [])
+
+    def place(keeper: Stories, article_id: int, title: str, features: Features,
+              when: datetime) -> int:
+        with sessions.begin() as session:
+            articles.lock_stories(session)
+            return keeper.place(session, article_id, title, features, when, when)
+
+    try:
+        low, high, later = insert("low"), insert("high"), insert("later")  # ids in this order
+        first = place(one, high, "high", feat(unit(1, 0.1)), T0)  # placed in another
+        assert place(one, later, "later", feat(unit(1, 0.12)), T0) == first  # (one caught up)
+        assert place(two, low, "low", feat(unit(0.1, 1)), T0 + timedelta(hours=1)) != first
+        # the keeper that placed "high" learns of the story "low" started, and a third
+        # article near "low" joins it there
+        third = insert("third")
+        with sessions() as session:
+            started = story_store.story_of(session, low)
+        assert place(one, third, "third", feat(unit(0.12, 1), language="fr"),
+                     T0 + timedelta(hours=2)) == started
     finally:
         engine.dispose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,8 +17,24 @@ from monitor.match import WatchlistMatch
 from monitor.store import search
 from monitor.store.tables import Alert, Article, Digest, FeedEntry, Match, Shingle
 
-_ARTICLES_LOCK = 7_243_001
-_LOCK_PG = text("SELECT pg_advisory_xact_lock(:k)")
+# Advisory locks, in the two-key form (a key space of their own): (_COPIES, -1) is the copy
+# decision, exclusive for an article that decides alone and shared beside the slot locks
+# (_COPIES, slot >= 0) of one that does not; (_COPIES, -2) is the story decision.
+_COPIES = 0x6D6F6E73  # "mons"
+_ALONE, _STORIES = -1, -2
+_SLOT_SPACE = 1 << 31
+MAX_SLOTS = 256  # an article with more keys than this decides its copies alone (exclusive)
+_LOCK_PG = text("SELECT pg_advisory_xact_lock(:ns, :k)")
+_WATERMARK_PG = (f"SAVEPOINT monitor_watermark; "
+                 f"SELECT pg_try_advisory_xact_lock({_COPIES}, {_ALONE}); "
+                 f"SELECT max(id) FROM articles; ROLLBACK TO SAVEPOINT monitor_watermark")
+# The shared lock first, then the slots in ascending order (the sorted subquery feeds the
+# aggregate), as every transaction takes them: two that want the same slots queue, they
+# cannot deadlock. One statement, one round trip.
+_LOCK_SLOTS_PG = text(
+    "SELECT count(CASE WHEN s < 0 THEN pg_advisory_xact_lock_shared(:ns, s) "
+    "ELSE pg_advisory_xact_lock(:ns, s) END) FROM "
+    "(SELECT unnest(CAST(:slots AS integer[])) AS s ORDER BY 1) AS sorted")
 
 
 CANDIDATES = 50  # stored articles ranked by shared shingles, before the shortlist
@@ -29,20 +46,93 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def partitioned(session: Session) -> bool:
+    """Whether articles that cannot be copies of each other are stored at once (PostgreSQL),
+    so that ids need not commit in order."""
+    return _postgres(session)
+
+
 def lock_for_dedup(session: Session) -> None:
-    """Serialise the decide-and-insert step across threads and instances: two copies of one
-    story arriving at once must not both become originals. SQLite's BEGIN IMMEDIATE already
-    serialises writers (the transaction begins here, so the lock is held on return);
-    PostgreSQL takes a transaction-scoped advisory lock.
+    """Decide and insert alone, across threads and instances (seeds, backfills, and an article
+    with too many keys for ``lock_copies``). SQLite's BEGIN IMMEDIATE already serialises
+    writers (the transaction begins here, so the lock is held on return); PostgreSQL takes
+    the copy decision's advisory lock exclusively, which waits for every article being stored
+    under ``lock_copies`` (they hold it shared) and keeps out every new one.
 
     The commit waits for the disk on PostgreSQL. Asynchronous commit was tried: the lock was
     held no shorter (``bench/lock.py``), and a server that crashed while the daemons kept
     running would lose stories and articles that every instance had already read into its
     story index and its verification cache, and reuse their ids."""
     if _postgres(session):
-        session.execute(_LOCK_PG, {"k": _ARTICLES_LOCK})
+        session.execute(_LOCK_PG, {"ns": _COPIES, "k": _ALONE})
     else:
         session.connection()
+
+
+def copy_slots(canonical: str, content_hash: str, lead_hash: str,
+               shingles: Iterable[int]) -> list[int]:
+    """The keys under which an article could meet an article it copies or that copies it:
+    its canonical URL, its text hash, its lead hash and each of its sampled shingles (a
+    near-duplicate shares at least one of those, or it would not be a candidate). Sorted."""
+    slots = {h % _SLOT_SPACE for h in shingles}
+    for value in (canonical, content_hash, lead_hash):
+        if value:
+            slots.add(int.from_bytes(hashlib.blake2b(value.encode(), digest_size=4).digest(),
+                                     "big") % _SLOT_SPACE)
+    return sorted(slots)
+
+
+def lock_copies(session: Session, slots: list[int], quiet: bool = False) -> bool:
+    """Take the copy decision for an article with these ``copy_slots``; True when it is
+    partitioned (PostgreSQL): only articles sharing a slot wait for each other, and the story
+    decision needs ``lock_stories``. False: the article decides alone (``lock_for_dedup``):
+    on SQLite (one writer), with more than ``MAX_SLOTS`` slots (they would fill PostgreSQL's
+    lock table), or when ``quiet`` (no other store was in flight a moment ago, as with one
+    instance: one lock costs less than the slots and the story lock, and waits for no one).
+
+    The slot locks (and the shared lock beside them) are held to the end of the transaction:
+    an article that shares a slot with one being stored waits for its commit and then sees it."""
+    if quiet or not partitioned(session) or len(slots) > MAX_SLOTS:
+        lock_for_dedup(session)
+        return False
+    session.execute(_LOCK_SLOTS_PG, {"ns": _COPIES, "slots": [_ALONE, *slots]})
+    return True
+
+
+def watermark(session: Session) -> tuple[int, bool]:
+    """(the newest stored article's id, whether every article stored after this moment will
+    have a higher id). That holds when no article is being stored now: SQLite (one writer, ids
+    in commit order), or PostgreSQL when the copy decision's lock is free for a moment: taken
+    then (and let go before this returns), no store is in flight, and every later one takes
+    its id later. The caller must also keep its own instance's stores out meanwhile.
+    False: another store is in flight and may commit a lower id after this one."""
+    if not partitioned(session):
+        return newest_id(session) or 0, True
+    # One round trip (the simple query protocol runs the statements in order, each on a new
+    # snapshot, so the newest id is read after the lock is taken), and the lock is let go at
+    # once: a lock taken after a savepoint goes when the savepoint is rolled back to.
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_WATERMARK_PG)
+        rows: list[Any] = []
+        while True:
+            if cursor.description is not None:
+                rows.append(cursor.fetchone())
+            if not cursor.nextset():
+                break
+    finally:
+        cursor.close()
+    (alone,), (newest,) = rows
+    return int(newest or 0), bool(alone)
+
+
+def lock_stories(session: Session) -> None:
+    """The story decision (which story an article joins, and the alerts that depend on it)
+    has to see every story: one article at a time across the cluster, from here to the
+    commit. Under ``lock_for_dedup``, and on SQLite (one writer), the article is alone
+    already."""
+    if _postgres(session):
+        session.execute(_LOCK_PG, {"ns": _COPIES, "k": _STORIES})
 
 
 # The lookups made for every new article, built once (statements of one shape compile once).

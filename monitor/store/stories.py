@@ -1,10 +1,12 @@
 """Stories: the rows behind the story decider, and the reads of ``monitor stories``.
 
-Assignment runs inside the article's transaction, after ``articles.lock_for_dedup``: one
-instance at a time decides, and each first catches up on the stories changed since it last
-looked (``version`` is the id of the last article that changed a story, and ids grow under the
-lock). The in-memory ``Index`` is only ever filled from committed rows, so a transaction that
-rolls back leaves nothing behind.
+Assignment runs inside the article's transaction, under the story lock
+(``articles.lock_stories``, or ``lock_for_dedup``): one instance at a time decides, and each
+first catches up on the stories changed since it last looked. ``version`` counts story changes
+across the cluster: each change takes the highest version so far plus one, under that lock, so
+versions grow in the order their transactions commit (article ids do not: articles that cannot
+be copies of each other are inserted at once on PostgreSQL). The in-memory ``Index`` is only
+ever filled from committed rows, so a transaction that rolls back leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ _DECIDED = (_STORIES.c.id, _STORIES.c.vector_total, _STORIES.c.vector_count,
 _CHANGED = (select(*_DECIDED).where(_STORIES.c.version > bindparam("seen"))
             .order_by(_STORIES.c.version))
 _CREATE = insert(_STORIES)
+_NEWEST_VERSION = select(func.coalesce(func.max(_STORIES.c.version), 0))
 
 
 def catch_up(session: Session, index: Index, seen: int, horizon: timedelta) -> int:
     """Bring the index up to date with the stories changed since version ``seen`` (0: load the
-    stories active within ``horizon`` of the newest one); the new version seen."""
+    stories active within ``horizon`` of the newest one); the newest version there is (read
+    under the story lock, the next change is that plus one)."""
     if seen == 0:
         newest = session.scalar(select(func.max(Story.last_seen)))
         if newest is None:
@@ -55,6 +59,7 @@ def catch_up(session: Session, index: Index, seen: int, horizon: timedelta) -> i
         rows = session.connection().execute(
             select(*_DECIDED).where(_STORIES.c.last_seen >= newest - horizon)
             .order_by(_STORIES.c.version))
+        seen = int(session.connection().scalar(_NEWEST_VERSION) or 0)  # (older ones too)
     else:
         rows = session.connection().execute(_CHANGED, {"seen": seen})
     for row in rows:

@@ -17,8 +17,9 @@ Nouns:
 - ``stories``: one event across outlets and languages. Every stored article belongs to one
   (``articles.story_id``; a copy to its original's); the row keeps what the story decider needs
   (the sum of its articles' sentence vectors, the names, figures and event days they give) and
-  ``version``, the id of the last article that changed it, so an instance catches up on the
-  stories others changed by reading the rows with a higher version.
+  ``version``, the number of the last change made to it (story changes are numbered across
+  the cluster in the order they commit), so an instance catches up on the stories others
+  changed by reading the rows with a higher version.
 - ``spike_alerts``: each spike (an entity, ``kind`` "entity") or breaking story (``kind``
   "story", ``key`` its id) alerted for a watchlist, with the figures it was alerted on; the
   cooldown reads the last one. Its message is queued as ``digests`` rows (one per channel), in

@@ -1,5 +1,5 @@
 """The daemon's side of stories: it holds the active stories in memory and places each stored
-article in one, inside the article's own transaction (after the articles lock), so the choice is
+article in one, inside the article's own transaction (under the story lock), so the choice is
 stored with the article or not at all, and several instances see each other's stories."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ NO_FEATURES = Features(None, b"", (), (), ())
 class Stories:
     def __init__(self, weights: assign.Weights | None = None) -> None:
         self.index = assign.Index(weights)
-        self._seen = 0  # the highest story version read
+        self._seen = 0  # the newest story version, as of the last catch-up
         self._newest: datetime | None = None
         self._lock = threading.Lock()
 
@@ -34,6 +34,7 @@ class Stories:
             horizon = 2 * self.index.weights.window
             self._seen = store.catch_up(session, self.index, self._seen, horizon)
             self._forget_old(when)
+            version = self._seen + 1  # caught up under the story lock: the next change
             joined = store.story_of(session, original) if original is not None else None
             story = self.index.stories.get(joined) if joined is not None else None
             if joined is not None and story is None:  # a story gone quiet: read it back
@@ -43,18 +44,18 @@ class Stories:
                 story.first, story.last = min(story.first, when), max(story.last, when)
                 if features.language:
                     story.languages.add(features.language)
-                store.save(session, story, article_id)
+                store.save(session, story, version)
                 store.place(session, article_id, story.id, features.language, [])
                 return story.id
             choice = assign.assign(self.index, features, when)
             if choice.story_id is not None:
                 story = _copy(self.index.stories[choice.story_id])
                 story.add(features, when)
-                store.save(session, story, article_id)
+                store.save(session, story, version)
                 story_id = story.id
             else:
                 story = assign.new_story(0, features, when)
-                story_id = store.create(session, story, title, article_id, now)
+                story_id = store.create(session, story, title, version, now)
             store.place(session, article_id, story_id, features.language,
                         [[float(i), s] for i, s in choice.nearest])
             return story_id
