@@ -37,7 +37,7 @@ from monitor.match import (
 from monitor.store import articles as article_store
 from monitor.store import search as search_store
 from monitor.store.tables import Article
-from monitor.text import fold
+from monitor.text import fold_text
 from monitor.watchlists import watchlist_of
 
 RULE = "query"  # the rule name a search's query gets in its matcher
@@ -66,7 +66,7 @@ def index_words(title: str, text: str) -> list[str]:
     """The words an article is indexed under: folded, each once; an Arabic word also without
     the clitics that may be written onto it (و ف ب ك ل and the article)."""
     seen: dict[str, None] = {}
-    for token in _WORD.findall(fold(f"{title}\n{text}")[0]):
+    for token in _WORD.findall(fold_text(f"{title}\n{text}").text):
         if len(token) > _MAX_WORD:
             continue
         # a change of script is a word boundary to the matcher ("美国总统Trump表示"): each run
