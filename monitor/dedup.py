@@ -20,8 +20,9 @@ translation shares none, so both stay different articles.
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -117,9 +118,12 @@ def shingles(text: str) -> npt.NDArray[np.uint64]:
     which compares two such arrays made in the same process, so each word is hashed once with
     Python's own string hash and its 5-grams are mixed from those in one vectorised pass (no
     string per 5-gram)."""
+    return _hashed(words(text))
+
+
+def _hashed(tokens: list[str]) -> npt.NDArray[np.uint64]:
     import numpy as np
 
-    tokens = words(text)
     n = len(tokens) - SHINGLE + 1
     if n <= 0:
         return np.empty(0, dtype=np.uint64)
@@ -131,26 +135,46 @@ def shingles(text: str) -> npt.NDArray[np.uint64]:
     return np.unique(mixed)
 
 
-@functools.lru_cache(maxsize=8)
-def _shingles_of(text: str) -> npt.NDArray[np.uint64]:
-    """``shingles`` of a text verified against several candidates in a row (the new text)."""
-    return shingles(text)
-
-
 def lead(text: str, count: int = LEAD_WORDS) -> str:
     return " ".join(words(text)[:count])
 
 
 @dataclass(frozen=True)
 class Sketch:
-    """What verification needs of a stored text: its 5-grams and its lead."""
+    """What verification needs of a text: its 5-grams and its lead."""
 
     shingles: npt.NDArray[np.uint64]
     lead: str
 
 
 def sketch(text: str) -> Sketch:
-    return Sketch(shingles(text), lead(text))
+    tokens = words(text)
+    return Sketch(_hashed(tokens), " ".join(tokens[:LEAD_WORDS]))
+
+
+# The sketches of the new texts verified lately: a new text is verified against several stored
+# ones in a row, and once stored it is the one its own copies are verified against.
+_NEW: OrderedDict[str, Sketch] = OrderedDict()
+_NEW_KEPT = 32  # (entry threads verify at once; each text is kept until it is stored)
+_NEW_LOCK = threading.Lock()
+
+
+def _new_sketch(text: str) -> Sketch:
+    with _NEW_LOCK:
+        found = _NEW.get(text)
+    if found is None:
+        found = sketch(text)
+        with _NEW_LOCK:
+            _NEW[text] = found
+            while len(_NEW) > _NEW_KEPT:
+                _NEW.popitem(last=False)
+    return found
+
+
+def verified_sketch(text: str) -> Sketch | None:
+    """The sketch of a text verified lately (against any stored text), else None."""
+    with _NEW_LOCK:
+        return _NEW.get(text)
 
 
 def verify(new_text: str, stored_text: str, stored_id: int,
@@ -164,7 +188,8 @@ def verify(new_text: str, stored_text: str, stored_id: int,
     balance: supporting evidence only, never enough alone.
     """
     stored = stored or sketch(stored_text)
-    a, b = _shingles_of(new_text), stored.shingles
+    new = _new_sketch(new_text)
+    a, b = new.shingles, stored.shingles
     if not len(a) or not len(b):
         return None
     import numpy as np
@@ -180,7 +205,7 @@ def verify(new_text: str, stored_text: str, stored_id: int,
     if containment >= CONTAINMENT_COPY:
         return Verdict(stored_id, reason, round(containment, 4))
     if containment >= CONTAINMENT_WITH_LEAD and \
-            fuzz.ratio(lead(new_text), stored.lead) >= LEAD_RATIO:
+            fuzz.ratio(new.lead, stored.lead) >= LEAD_RATIO:
         return Verdict(stored_id, f"{reason}+lead", round(containment, 4))
     return None
 

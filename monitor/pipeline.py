@@ -279,30 +279,41 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
             ctx.stories.place(session, article_id, entry.title, features,
                               min(entry.published or now, now), now, root)
         alerts = _record_matches(ctx, session, article_id, matches, root, root_is_seed, now)
+        engine = session.get_bind().engine
+    verified = dedup.verified_sketch(text)
+    if verified is not None:  # committed (SQLite may give a rolled-back id to another article)
+        _remember(engine, article_id, verified)
     return Stored(article_id, verdict is not None, alerts)
 
 
-# of stored texts verified lately, per database (engine) and by article id
+# Sketches of stored texts, per database (engine) and by article id: of those verified
+# against lately, and of articles stored lately whose text was verified before it was stored
+# (a copy: its own copies, arriving soon after, are verified against it). About 5 kB each.
 _SKETCHES: WeakKeyDictionary[object, OrderedDict[int, dedup.Sketch]] = WeakKeyDictionary()
-_SKETCHES_KEPT = 256  # an original is verified against each of its copies as they come
+_SKETCHES_KEPT = 1024
 _SKETCHES_LOCK = threading.Lock()
+
+
+def _remember(engine: object, article_id: int, sketch: dedup.Sketch) -> None:
+    with _SKETCHES_LOCK:
+        kept = _SKETCHES.setdefault(engine, OrderedDict())
+        kept[article_id] = sketch
+        kept.move_to_end(article_id)
+        while len(kept) > _SKETCHES_KEPT:
+            kept.popitem(last=False)
 
 
 def _verify(session: Session, text: str, fp: dedup.Fingerprint, article_id: int
             ) -> Verdict | None:
-    engine = session.get_bind().engine
     with _SKETCHES_LOCK:
-        kept = _SKETCHES.setdefault(engine, OrderedDict())
+        kept = _SKETCHES.setdefault(session.get_bind().engine, OrderedDict())
         known = kept.get(article_id)
     if known is not None:  # a stored text does not change (retention only empties it)
         return dedup.verify(text, "", article_id, known)
     stored = articles.text_of(session, article_id)
     if stored:
         found = dedup.sketch(stored)
-        with _SKETCHES_LOCK:
-            kept[article_id] = found
-            while len(kept) > _SKETCHES_KEPT:
-                kept.popitem(last=False)
+        _remember(session.get_bind().engine, article_id, found)
         return dedup.verify(text, stored, article_id, found)
     if articles.is_pruned(session, article_id):  # retention kept only its fingerprints
         return dedup.verify_sampled(fp.shingles, articles.shingles_of(session, article_id),
