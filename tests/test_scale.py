@@ -242,3 +242,32 @@ def test_only_articles_that_could_be_copies_wait_for_each_other_and_stories_go_o
             assert waits(lambda s: articles.lock_copies(s, slots(unrelated)))
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_database_error_in_the_watermark_is_a_storage_error_and_leaves_no_lock(
+        pg_url: str) -> None:
+    """Raised as SQLAlchemy raises any database error (so the poll stops and is retried, not
+    blamed on one entry), and the copy decision's lock is not left held."""
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.store import articles
+    from monitor.store.db import open_database
+
+    engine, sessions = open_database(pg_url)
+    try:
+        with sessions.begin() as blocker:
+            blocker.execute(sa_text("LOCK TABLE articles IN ACCESS EXCLUSIVE MODE"))
+            with sessions() as session:
+                session.execute(sa_text("SET lock_timeout = '200ms'"))
+                with pytest.raises(OperationalError, match="lock timeout"):
+                    articles.watermark(session)
+                session.rollback()
+                session.execute(sa_text("RESET lock_timeout"))
+        with sessions() as session:
+            assert articles.watermark(session)[1] is True  # free: nobody kept it
+            assert session.scalar(sa_text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = 1836019315")) == 0  # (the copy decision's key space)
+    finally:
+        engine.dispose()

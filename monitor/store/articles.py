@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from monitor.dedup import Candidate
@@ -104,24 +105,36 @@ def watermark(session: Session) -> tuple[int, bool]:
     have a higher id). That holds when no article is being stored now: SQLite (one writer, ids
     in commit order), or PostgreSQL when the copy decision's lock is free for a moment: taken
     then (and let go before this returns), no store is in flight, and every later one takes
-    its id later. The caller must also keep its own instance's stores out meanwhile.
-    False: another store is in flight and may commit a lower id after this one."""
+    its id later. False: another store is in flight (of this instance too: each store has a
+    connection of its own) and may commit a lower id after this one. The pipeline holds its
+    own instance's stores off meanwhile, so that with one instance this is True.
+
+    It relies on READ COMMITTED (a new snapshot for each statement: the engine sets it) and on
+    the id sequence handing out ids in order (no per-session ``CACHE``; a serial column's has
+    none). ``ROLLBACK TO SAVEPOINT`` makes psycopg drop the statements it prepared on this
+    connection, as every read session's own rollback does already."""
     if not partitioned(session):
         return newest_id(session) or 0, True
     # One round trip (the simple query protocol runs the statements in order, each on a new
     # snapshot, so the newest id is read after the lock is taken), and the lock is let go at
     # once: a lock taken after a savepoint goes when the savepoint is rolled back to.
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    rows: list[Any] = []
     try:
-        cursor.execute(_WATERMARK_PG)
-        rows: list[Any] = []
-        while True:
-            if cursor.description is not None:
-                rows.append(cursor.fetchone())
-            if not cursor.nextset():
-                break
-    finally:
-        cursor.close()
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(_WATERMARK_PG)
+            while True:
+                if cursor.description is not None:
+                    rows.append(cursor.fetchone())
+                if not cursor.nextset():
+                    break
+    except connection.dialect.loaded_dbapi.Error as e:  # as SQLAlchemy raises it: a storage
+        gone = connection.dialect.is_disconnect(e, raw, None)  # error, not the entry's
+        if gone:
+            connection.invalidate(e)
+        raise DBAPIError.instance(_WATERMARK_PG, None, e, connection.dialect.loaded_dbapi.Error,
+                                  connection_invalidated=gone) from e
     (alone,), (newest,) = rows
     return int(newest or 0), bool(alone)
 

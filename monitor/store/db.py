@@ -74,8 +74,10 @@ def make_engine(url: str) -> Engine:
                      lambda c, _r: setattr(c, "isolation_level", None))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+    # READ COMMITTED whatever the server's default: the copy decision's watermark
+    # (``articles.watermark``) needs a new snapshot for each statement.
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                         connect_args=_pg_connect_args(url))
+                         isolation_level="READ COMMITTED", connect_args=_pg_connect_args(url))
 
 
 def _pg_connect_args(url: str) -> dict[str, str]:
