@@ -155,7 +155,7 @@ def sketch(text: str) -> Sketch:
 # The sketches of the new texts verified lately: a new text is verified against several stored
 # ones in a row, and once stored it is the one its own copies are verified against.
 _NEW: OrderedDict[str, Sketch] = OrderedDict()
-_NEW_KEPT = 32  # (entry threads verify at once; each text is kept until it is stored)
+_NEW_KEPT = 32  # (entry threads verify at once: room for each until it is stored, mostly)
 _NEW_LOCK = threading.Lock()
 
 

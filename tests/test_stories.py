@@ -288,6 +288,36 @@ def test_only_an_article_that_is_no_copy_gets_a_sentence_vector(
     assert dup is not None and story == bank[1] and count == (vectors[bank[1]] + 1,)
 
 
+WIRE_ORIGINAL = ("The defence ministry said on Monday that the convoy had reached the town "
+                 "after three days on the road from the capital, escorted by armoured vehicles, "
+                 "and that the garrison was relieved. " + AMBUSH[0][2])
+
+
+def _wire_feed(tmp_path: Path, web: Web, services: Any, db_url: str) -> Any:
+    """A service with one feed, "Wire", listing a copy of ``WIRE_ORIGINAL`` (its text plus a
+    line of its own) at /a/wire; the original itself is not stored."""
+    web.routes["/f.xml"] = Route(200, _feed("Wire", [
+        ("Convoy reaches the north (wire)", web.url("/a/wire"),
+         WIRE_ORIGINAL + " Reporting by our correspondent.", "Tue, 07 Jul 2026 18:00:00 GMT")]),
+        {"Content-Type": "application/rss+xml; charset=utf-8"})
+    cfg = write_config(tmp_path / "monitor.toml", db_url=db_url, feeds=[web.url("/f.xml")],
+                       smtp_port=None, slack_url=None, allowed=[f"127.0.0.1:{web.port}"],
+                       seeds=False, fetch={"fetch_pages": False})
+    return services(cfg)
+
+
+def _the_feed(svc: Any) -> Any:
+    """The service's one feed, as the poller hands it to the pipeline."""
+    from sqlalchemy import select
+
+    from monitor.store.feeds import FeedJob
+    from monitor.store.tables import Feed
+
+    with svc.sessions() as session:
+        feed = session.scalars(select(Feed)).one()
+    return FeedJob(feed.id, feed.url, None, None, 3600.0, None, None, None, 0)
+
+
 def test_an_original_stored_after_the_early_copy_lookup_is_found_under_the_lock(
         tmp_path: Path, web: Web, services: Any, db_url: str) -> None:
     """The copy lookup runs before the lock, on what is stored then; an article stored between
@@ -297,21 +327,9 @@ def test_an_original_stored_after_the_early_copy_lookup_is_found_under_the_lock(
 
     from monitor.feeds import Entry
     from monitor.pipeline import store_entry
-    from monitor.store.feeds import FeedJob
-    from monitor.store.tables import Feed
     from monitor.work import analyse
 
-    first = ("The defence ministry said on Monday that the convoy had reached the town after "
-             "three days on the road from the capital, escorted by armoured vehicles, and that "
-             "the garrison was relieved. " + AMBUSH[0][2])
-    web.routes["/f.xml"] = Route(200, _feed("Wire", [
-        ("Convoy reaches the north (wire)", web.url("/a/wire"),
-         first + " Reporting by our correspondent.", "Tue, 07 Jul 2026 18:00:00 GMT")]),
-        {"Content-Type": "application/rss+xml; charset=utf-8"})
-    cfg = write_config(tmp_path / "monitor.toml", db_url=db_url, feeds=[web.url("/f.xml")],
-                       smtp_port=None, slack_url=None, allowed=[f"127.0.0.1:{web.port}"],
-                       seeds=False, fetch={"fetch_pages": False})
-    svc = services(cfg)
+    svc = _wire_feed(tmp_path, web, services, db_url)
     describe = svc.documents.describe
     original: list[int] = []
 
@@ -320,13 +338,11 @@ def test_an_original_stored_after_the_early_copy_lookup_is_found_under_the_lock(
         if not original and "correspondent" in text:  # the wire copy looked like no copy:
             original.append(0)  # now another instance stores the article it copies
             ctx = svc.context()
-            with svc.sessions() as session:
-                feed = session.scalars(select(Feed)).one()
-            job = FeedJob(feed.id, feed.url, None, None, 3600.0, None, None, None, 0)
+            job = _the_feed(svc)
             now = svc.clock()
             entry = Entry("urn:first", "http://x.example/first", "http://x.example/first",
                           "Convoy reaches the north", "", now)
-            found = analyse(ctx.matcher, entry.title, first, "summary", None)
+            found = analyse(ctx.matcher, entry.title, WIRE_ORIGINAL, "summary", None)
             original[0] = store_entry(ctx, job, entry.key(job.id), entry, "Ministry", found,
                                       now).article_id
         described: Features | None = describe(title, text, names, known)
@@ -355,39 +371,26 @@ def test_an_original_with_a_lower_id_committed_after_the_early_lookup_is_found(
     from monitor.dedup import fingerprint
     from monitor.feeds import Entry
     from monitor.pipeline import store_entry
-    from monitor.store.feeds import FeedJob
-    from monitor.store.tables import Feed
     from monitor.work import analyse
 
-    first = ("The defence ministry said on Monday that the convoy had reached the town after "
-             "three days on the road from the capital, escorted by armoured vehicles, and that "
-             "the garrison was relieved. " + AMBUSH[0][2])
-    web.routes["/f.xml"] = Route(200, _feed("Wire", [
-        ("Convoy reaches the north (wire)", web.url("/a/wire"),
-         first + " Reporting by our correspondent.", "Tue, 07 Jul 2026 18:00:00 GMT")]),
-        {"Content-Type": "application/rss+xml; charset=utf-8"})
-    cfg = write_config(tmp_path / "monitor.toml", db_url=pg_url, feeds=[web.url("/f.xml")],
-                       smtp_port=None, slack_url=None, allowed=[f"127.0.0.1:{web.port}"],
-                       seeds=False, fetch={"fetch_pages": False})
-    svc = services(cfg)
+    svc = _wire_feed(tmp_path, web, services, pg_url)
     svc.prepare()
     now = svc.clock()
     # another instance, mid-store: the original inserted under its slot locks, not committed
     other = svc.sessions()
     other.begin()
-    fp = fingerprint(first)
+    fp = fingerprint(WIRE_ORIGINAL)
     articles.lock_copies(other, articles.copy_slots("", fp.content_hash, fp.lead_hash,
                                                     fp.shingles))
     original = articles.insert_article(other, Article(
-        title="Convoy reaches the north", outlet="Ministry", text=first, text_source="summary",
+        title="Convoy reaches the north", outlet="Ministry", text=WIRE_ORIGINAL,
+        text_source="summary",
         content_hash=fp.content_hash, lead_hash=fp.lead_hash, shingle_count=len(fp.shingles),
         created_at=now, is_seed=False, guid="urn:first", link="http://x.example/first"),
         fp.shingles)
     # meanwhile a third instance stores an unrelated article, with a higher id, at once
     ctx = svc.context()
-    with svc.sessions() as session:
-        feed = session.scalars(select(Feed)).one()
-    job = FeedJob(feed.id, feed.url, None, None, 3600.0, None, None, None, 0)
+    job = _the_feed(svc)
     entry = Entry("urn:floods", "http://x.example/floods", "http://x.example/floods",
                   "Floods close the ring road", "", now)
     unrelated = store_entry(ctx, job, entry.key(job.id), entry, "City", analyse(
