@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, text
+from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, text, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -361,7 +361,9 @@ def add_alerts(session: Session, article_id: int, match_id: int, watchlist: str,
 
 
 def seed_hashes(session: Session) -> set[str]:
-    return set(session.scalars(select(Article.content_hash).where(Article.is_seed.is_(True))))
+    """The content hashes of the stored seeds (from index ``ix_articles_seeds``: the query's
+    condition is written as the index's, which SQLite needs to use it)."""
+    return set(session.scalars(select(Article.content_hash).where(Article.is_seed == true())))
 
 
 # -- stored articles, for explain --history, backfill and search -------------------------------

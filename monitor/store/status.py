@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import ColumnElement, func, select, text, true
 from sqlalchemy.orm import Session
 
 from monitor.store import feeds as feed_store
@@ -35,7 +35,7 @@ def read(session: Session) -> Status:
     unsent = outbox.unsent_digests(session)
     counts = {
         "articles": count(Article.is_seed.is_(False)),
-        "seeds": count(Article.is_seed.is_(True)),
+        "seeds": count(Article.is_seed == true()),  # ix_articles_seeds
         "copies": count(Article.duplicate_of_id.is_not(None)),
         "matches": int(session.scalar(select(func.count()).select_from(Match)) or 0),
         "alerts pending": int(session.scalar(select(func.count()).select_from(Alert)

@@ -45,6 +45,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -104,6 +105,10 @@ class Feed(Base):
 
 class Article(Base):
     __tablename__ = "articles"
+    # the seeds' hashes, read at every start-up (``articles.seed_hashes``), without a scan
+    __table_args__ = (Index("ix_articles_seeds", "content_hash",
+                            sqlite_where=sql_text("is_seed = 1"),
+                            postgresql_where=sql_text("is_seed")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id", ondelete="SET NULL"))
