@@ -244,16 +244,18 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
         partitioned = articles.lock_copies(session, slots, quiet=after is not None)
         if not partitioned:  # this article decides alone: the cluster waits from here
             held.append(time.perf_counter())
-        same_url = articles.by_canonical_url(session, entry.canonical)
-        if same_url is not None:  # stored by another worker meanwhile
-            articles.add_entry(session, job.id, key, same_url, entry.link, now)
-            return Stored(same_url, True, 0)
         with STAGE_SECONDS.labels("dedup").time():
             # Only the articles stored since the early lookup, if any; every article when one
-            # with a lower id may have been (their texts' verification is cached).
-            late = copy_verdict(session, text, fp) if after is None else \
-                copy_verdict(session, text, fp, after) \
-                if (articles.newest_id(session) or 0) > after else None
+            # with a lower id may have been (their texts' verification is cached). One
+            # statement, with the canonical URL's.
+            looked = articles.look_up(
+                session, canonical=entry.canonical, content_hash=fp.content_hash,
+                lead_hash=fp.lead_hash, shingles=fp.shingles,
+                min_overlap=dedup.min_overlap(len(fp.shingles)), after=after or 0)
+            if looked.same_url is not None:  # stored by another worker meanwhile
+                articles.add_entry(session, job.id, key, looked.same_url, entry.link, now)
+                return Stored(looked.same_url, True, 0)
+            late = copy_verdict(session, text, fp, after or 0, looked)
         verdict = max((v for v in (early, late) if v is not None), key=lambda v: v.score,
                       default=None)
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
@@ -321,19 +323,21 @@ def _verify(session: Session, text: str, fp: dedup.Fingerprint, article_id: int
     return None
 
 
-def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint, after: int = 0
-                 ) -> Verdict | None:
+def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint, after: int = 0,
+                 found: articles.Found | None = None) -> Verdict | None:
     """Same normalised text, else the stored articles sharing most sampled shingles or the
     same opening words, each verified on its full stored text; the best verdict wins. Only
-    articles with ids above ``after`` are looked at (0: every one)."""
-    same_text = articles.by_content_hash(session, fp.content_hash, after)
-    if same_text is not None:
-        return Verdict(same_text, "same-text", 1.0)
+    articles with ids above ``after`` are looked at (0: every one); ``found``: what the
+    lookup found already."""
     shingles = fp.shingles
-    candidates = dedup.shortlist(len(shingles), articles.copy_candidates(
-        session, shingles, dedup.min_overlap(len(shingles)), after=after))
-    ids = list(dict.fromkeys([c.article_id for c in candidates]
-                             + articles.by_lead_hash(session, fp.lead_hash, after=after)))
+    if found is None:
+        found = articles.look_up(session, content_hash=fp.content_hash, lead_hash=fp.lead_hash,
+                                 shingles=shingles, min_overlap=dedup.min_overlap(len(shingles)),
+                                 after=after)
+    if found.same_text is not None:
+        return Verdict(found.same_text, "same-text", 1.0)
+    candidates = dedup.shortlist(len(shingles), found.candidates)
+    ids = list(dict.fromkeys([c.article_id for c in candidates] + found.same_lead))
     verdicts = [v for article_id in ids if (v := _verify(session, text, fp, article_id))]
     return max(verdicts, key=lambda v: v.score, default=None)
 

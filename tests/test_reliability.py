@@ -1141,3 +1141,43 @@ def test_copy_candidates_take_only_the_newest_postings_of_a_common_shingle(
         assert ids[5] == 2  # the rare and the 64-bit extreme shingles it shares
     finally:
         engine.dispose()
+
+
+def test_one_lookup_finds_the_same_url_text_lead_and_shingles_above_a_watermark(
+        db_url: str) -> None:
+    """The copy decision's lookups in one statement: the canonical URL among every article,
+    the rest only among those stored after ``after`` (and nothing read when there are none)."""
+    from sqlalchemy import insert
+
+    from monitor.store import articles, db
+    from monitor.store.tables import Article, Shingle
+
+    engine, sessions = db.open_database(db_url)
+    try:
+        now = datetime.now(UTC)
+        with sessions.begin() as session:
+            session.execute(insert(Article), [
+                {"id": i, "title": "", "text": "", "text_source": "page", "created_at": now,
+                 "canonical_url": f"http://a.example/{i}", "content_hash": f"text{i % 2}",
+                 "lead_hash": "lead" if i > 1 else "other", "shingle_count": 10 + i}
+                for i in range(1, 5)])
+            session.execute(insert(Shingle), [{"hash": h, "article_id": i}
+                                              for i in range(1, 5) for h in range(i)])
+
+        def look(after: int, url: str = "http://a.example/2") -> articles.Found:
+            with sessions() as session:
+                return articles.look_up(session, canonical=url, content_hash="text1",
+                                        lead_hash="lead", shingles=[0, 1, 2, 3, 99],
+                                        min_overlap=2, after=after)
+
+        every = look(0)
+        assert every.same_url == 2 and every.same_text == 1 and every.same_lead == [2, 3, 4]
+        assert [(c.article_id, c.overlap, c.size) for c in every.candidates] == [
+            (4, 4, 14), (3, 3, 13), (2, 2, 12)]  # most shared first; 1 shares one
+        since = look(2)
+        assert since.same_url == 2  # whatever its id: the same URL is one article
+        assert since.same_text == 3 and since.same_lead == [3, 4]
+        assert [c.article_id for c in since.candidates] == [4, 3]
+        assert look(4, "") == articles.Found(None, None, [], [])
+    finally:
+        engine.dispose()

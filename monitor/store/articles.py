@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, text, true
+from sqlalchemy import CursorResult, Table, func, insert, select, text, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -148,22 +148,7 @@ def lock_stories(session: Session) -> None:
         session.execute(_LOCK_PG, {"ns": _COPIES, "k": _STORIES})
 
 
-# The lookups made for every new article, built once (statements of one shape compile once).
 _ARTICLES = cast(Table, Article.__table__)
-_BY_URL = (select(_ARTICLES.c.id).where(_ARTICLES.c.canonical_url == bindparam("v"))
-           .order_by(_ARTICLES.c.id).limit(1))
-_BY_CONTENT = (select(_ARTICLES.c.id).where(_ARTICLES.c.content_hash == bindparam("v"),
-                                            _ARTICLES.c.id > bindparam("after"))
-               .order_by(_ARTICLES.c.id).limit(1))
-_BY_LEAD = (select(_ARTICLES.c.id).where(_ARTICLES.c.lead_hash == bindparam("v"),
-                                         _ARTICLES.c.id > bindparam("after"))
-            .order_by(_ARTICLES.c.id).limit(bindparam("n")))
-
-
-def by_canonical_url(session: Session, canonical: str) -> int | None:
-    if not canonical:
-        return None
-    return session.connection().scalar(_BY_URL, {"v": canonical})
 
 
 def by_canonical_urls(session: Session, canonicals: Iterable[str]) -> dict[str, int]:
@@ -185,66 +170,98 @@ def add_entry(session: Session, feed_id: int, key: str, article_id: int, link: s
         "created_at": now})
 
 
-def by_content_hash(session: Session, content_hash: str, after: int = 0) -> int | None:
-    """The first stored article (with an id above ``after``) of exactly this text."""
-    if not content_hash:
-        return None
-    return session.connection().scalar(_BY_CONTENT, {"v": content_hash, "after": after})
-
-
-# One statement of a fixed shape per lookup, whatever the number of shingles (so it is prepared
-# once): each shingle's newest ``cap`` postings, read from the (hash, article_id) key, counted
-# per article in the database, so only the articles sharing enough come back (not every
-# posting: a page already stored ten times would bring ten rows per shingle).
-_POSTINGS_PG = text(
+# The postings part of ``look_up``, of a fixed shape whatever the number of shingles (so it is
+# prepared once): each shingle's newest ``cap`` postings, read from the (hash, article_id)
+# key, counted per article in the database, so only the articles sharing enough come back
+# (not every posting: a page already stored ten times would bring ten rows per shingle).
+# Nothing is read when no article has an id above ``after`` (the EXISTS is evaluated once).
+_NEWER = "EXISTS (SELECT 1 FROM articles WHERE id > :after)"
+_POSTINGS_PG_SQL = (
     "SELECT p.article_id, count(*) AS n FROM unnest(CAST(:hashes AS bigint[])) AS q(h) "
     "CROSS JOIN LATERAL (SELECT s.article_id FROM shingles s WHERE s.hash = q.h "
-    "ORDER BY s.article_id DESC LIMIT :cap) AS p WHERE p.article_id > :after "
+    f"ORDER BY s.article_id DESC LIMIT :cap) AS p WHERE {_NEWER} AND p.article_id > :after "
     "GROUP BY p.article_id HAVING count(*) >= :min "
     "ORDER BY n DESC, p.article_id DESC LIMIT :limit")
-_POSTINGS_SQLITE = text(
+_POSTINGS_SQLITE_SQL = (
     "SELECT s.article_id, count(*) AS n FROM json_each(:hashes) AS q "
     "JOIN shingles s ON s.hash = q.value "
     "WHERE s.article_id >= coalesce((SELECT t.article_id FROM shingles t WHERE t.hash = q.value "
     "ORDER BY t.article_id DESC LIMIT 1 OFFSET :cap - 1), -9223372036854775808) "
-    "AND s.article_id > :after GROUP BY s.article_id HAVING count(*) >= :min "
+    f"AND {_NEWER} AND s.article_id > :after GROUP BY s.article_id HAVING count(*) >= :min "
     "ORDER BY n DESC, s.article_id DESC LIMIT :limit")
 
 
 def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
                     limit: int = CANDIDATES, after: int = 0) -> list[Candidate]:
-    """Stored articles sharing at least ``min_overlap`` sampled shingles with the new text, the
-    ``limit`` sharing most. Each shingle contributes at most ``POSTINGS_CAP`` articles, the
-    newest: a 5-gram found in thousands of articles ("said in a statement on") says little
-    and would make the lookup as slow as its list is long."""
+    """Stored articles (ids above ``after``) sharing at least ``min_overlap`` sampled shingles
+    with the new text, the ``limit`` sharing most. Each shingle contributes at most
+    ``POSTINGS_CAP`` articles, the newest: a 5-gram found in thousands of articles ("said in
+    a statement on") says little and would make the lookup as slow as its list is long."""
+    return look_up(session, content_hash="", lead_hash="", shingles=shingles,
+                   min_overlap=min_overlap, after=after, limit=limit).candidates
+
+
+@dataclass(frozen=True)
+class Found:
+    """What ``look_up`` found: the first article stored under the canonical URL (any id), and
+    among the articles with ids above ``after`` the first of the same text, the candidates
+    sharing sampled shingles (``copy_candidates``) and those opening with the same words
+    (candidates for a short repost)."""
+
+    same_url: int | None
+    same_text: int | None
+    candidates: list[Candidate]
+    same_lead: list[int]
+
+
+def _look_up_sql(postings: str) -> str:
+    return (
+        "SELECT 'u', (SELECT id FROM articles WHERE canonical_url = :url ORDER BY id LIMIT 1), "
+        "0, 0 "
+        "UNION ALL SELECT 'h', (SELECT id FROM articles WHERE content_hash = :content "
+        "AND id > :after ORDER BY id LIMIT 1), 0, 0 "
+        "UNION ALL SELECT * FROM (SELECT 'l' AS k, id, 0 AS n, 0 AS size FROM articles "
+        "WHERE lead_hash = :lead "
+        "AND id > :after ORDER BY id LIMIT :leads) AS l "
+        "UNION ALL SELECT 's', c.article_id, c.n, a.shingle_count "
+        f"FROM ({postings}) AS c JOIN articles a ON a.id = c.article_id")
+
+
+_LOOK_UP_PG = text(_look_up_sql(_POSTINGS_PG_SQL))
+_LOOK_UP_SQLITE = text(_look_up_sql(_POSTINGS_SQLITE_SQL))
+
+
+def look_up(session: Session, *, content_hash: str, lead_hash: str, shingles: Iterable[int],
+            min_overlap: int, after: int = 0, canonical: str = "", leads: int = 5,
+            limit: int = CANDIDATES) -> Found:
+    """The copy decision's lookups, in one statement (one round trip to PostgreSQL, and under
+    the copy lock most of its time was round trips): ``Found``."""
     values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
-    if not values:
-        return []
-    params: dict[str, Any] = {"cap": POSTINGS_CAP, "min": min_overlap, "limit": limit,
-                              "after": after}
-    connection = session.connection()
+    params: dict[str, Any] = {
+        "url": canonical or None, "content": content_hash or None, "lead": lead_hash or None,
+        "after": after, "leads": leads, "cap": POSTINGS_CAP, "min": min_overlap,
+        "limit": limit}
     if _postgres(session):
-        rows = connection.execute(_POSTINGS_PG, {"hashes": values, **params}).all()
+        rows = session.connection().execute(_LOOK_UP_PG, {"hashes": values, **params})
     else:
-        rows = connection.execute(_POSTINGS_SQLITE,
-                                  {"hashes": json.dumps(values), **params}).all()
-    overlap = {int(a): int(n) for a, n in rows}
-    if not overlap:
-        return []
-    sizes = {a: n for a, n in connection.execute(
-        select(_ARTICLES.c.id, _ARTICLES.c.shingle_count)
-        .where(_ARTICLES.c.id.in_(list(overlap))))}
-    return [Candidate(a, sizes[a], n) for a, n in overlap.items() if a in sizes]
-
-
-def by_lead_hash(session: Session, lead_hash: str, limit: int = 5, after: int = 0
-                 ) -> list[int]:
-    """Stored articles (ids above ``after``) that open with the same words (candidates for a
-    short repost)."""
-    if not lead_hash:
-        return []
-    return list(session.connection().scalars(_BY_LEAD, {"v": lead_hash, "n": limit,
-                                                         "after": after}))
+        rows = session.connection().execute(_LOOK_UP_SQLITE,
+                                            {"hashes": json.dumps(values), **params})
+    same_url = same_text = None
+    candidates, same_lead = [], []
+    for kind, article_id, overlap, size in rows:
+        if article_id is None:
+            continue
+        if kind == "u":
+            same_url = int(article_id)
+        elif kind == "h":
+            same_text = int(article_id)
+        elif kind == "l":
+            same_lead.append(int(article_id))
+        else:
+            candidates.append(Candidate(int(article_id), int(size), int(overlap)))
+    candidates.sort(key=lambda c: (-c.overlap, -c.article_id))  # as the postings ranked them
+    same_lead.sort()
+    return Found(same_url, same_text, candidates, same_lead)
 
 
 def text_of(session: Session, article_id: int) -> str:
