@@ -13,7 +13,8 @@ them, so its start-up time and resident memory are the index's alone.
 Articles are real sentences from ../shared/corpus/articles recombined, with half of their words
 replaced from a large random vocabulary, so that they are distinct and do not flood the same
 index entries. The index is the monitor's own: the ``shingles`` table (sampled word 5-grams) and
-``copy_candidates`` + ``shortlist`` + ``verify`` on the stored text, as the pipeline runs them.
+``copy_verdict``: one ``articles.look_up`` statement (same text, same lead, the shingle candidates),
+then ``shortlist`` + ``verify`` on the stored text, as the pipeline runs them.
 Prints insert rate, lookup p50/p99 for copies and for new articles, recall on the copies,
 resident memory, start-up time, and brute-force rapidfuzz on the same data as a ratio.
 """

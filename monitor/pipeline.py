@@ -255,7 +255,7 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
             if looked.same_url is not None:  # stored by another worker meanwhile
                 articles.add_entry(session, job.id, key, looked.same_url, entry.link, now)
                 return Stored(looked.same_url, True, 0)
-            late = copy_verdict(session, text, fp, after or 0, looked)
+            late = copy_verdict(session, text, fp, found=looked)
         verdict = max((v for v in (early, late) if v is not None), key=lambda v: v.score,
                       default=None)
         root, root_is_seed = (articles.original_of(session, verdict.original_id)
@@ -327,8 +327,8 @@ def copy_verdict(session: Session, text: str, fp: dedup.Fingerprint, after: int 
                  found: articles.Found | None = None) -> Verdict | None:
     """Same normalised text, else the stored articles sharing most sampled shingles or the
     same opening words, each verified on its full stored text; the best verdict wins. Only
-    articles with ids above ``after`` are looked at (0: every one); ``found``: what the
-    lookup found already."""
+    articles with ids above ``after`` are looked at (0: every one); ``found``: what
+    ``articles.look_up`` found already (with an ``after`` of its own)."""
     shingles = fp.shingles
     if found is None:
         found = articles.look_up(session, content_hash=fp.content_hash, lead_hash=fp.lead_hash,

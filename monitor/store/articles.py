@@ -191,16 +191,6 @@ _POSTINGS_SQLITE_SQL = (
     "ORDER BY n DESC, s.article_id DESC LIMIT :limit")
 
 
-def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
-                    limit: int = CANDIDATES, after: int = 0) -> list[Candidate]:
-    """Stored articles (ids above ``after``) sharing at least ``min_overlap`` sampled shingles
-    with the new text, the ``limit`` sharing most. Each shingle contributes at most
-    ``POSTINGS_CAP`` articles, the newest: a 5-gram found in thousands of articles ("said in
-    a statement on") says little and would make the lookup as slow as its list is long."""
-    return look_up(session, content_hash="", lead_hash="", shingles=shingles,
-                   min_overlap=min_overlap, after=after, limit=limit).candidates
-
-
 @dataclass(frozen=True)
 class Found:
     """What ``look_up`` found: the first article stored under the canonical URL (any id), and
@@ -234,8 +224,10 @@ _LOOK_UP_SQLITE = text(_look_up_sql(_POSTINGS_SQLITE_SQL))
 def look_up(session: Session, *, content_hash: str, lead_hash: str, shingles: Iterable[int],
             min_overlap: int, after: int = 0, canonical: str = "", leads: int = 5,
             limit: int = CANDIDATES) -> Found:
-    """The copy decision's lookups, in one statement (one round trip to PostgreSQL, and under
-    the copy lock most of its time was round trips): ``Found``."""
+    """The copy decision's lookups, in one statement: what ``Found`` says. One round trip to
+    PostgreSQL (under the copy lock, most of the time went in round trips), one statement's
+    overhead on SQLite. The shingle postings are read only when an article with an id above
+    ``after`` exists; the other parts are index probes."""
     values = sorted(set(shingles))[:MAX_QUERY_SHINGLES]
     params: dict[str, Any] = {
         "url": canonical or None, "content": content_hash or None, "lead": lead_hash or None,
@@ -246,8 +238,10 @@ def look_up(session: Session, *, content_hash: str, lead_hash: str, shingles: It
     else:
         rows = session.connection().execute(_LOOK_UP_SQLITE,
                                             {"hashes": json.dumps(values), **params})
-    same_url = same_text = None
-    candidates, same_lead = [], []
+    same_url: int | None = None
+    same_text: int | None = None
+    candidates: list[Candidate] = []
+    same_lead: list[int] = []
     for kind, article_id, overlap, size in rows:
         if article_id is None:
             continue
@@ -262,6 +256,16 @@ def look_up(session: Session, *, content_hash: str, lead_hash: str, shingles: It
     candidates.sort(key=lambda c: (-c.overlap, -c.article_id))  # as the postings ranked them
     same_lead.sort()
     return Found(same_url, same_text, candidates, same_lead)
+
+
+def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
+                    limit: int = CANDIDATES, after: int = 0) -> list[Candidate]:
+    """Stored articles (ids above ``after``) sharing at least ``min_overlap`` sampled shingles
+    with the new text, the ``limit`` sharing most. Each shingle contributes at most
+    ``POSTINGS_CAP`` articles, the newest: a 5-gram found in thousands of articles ("said in
+    a statement on") says little and would make the lookup as slow as its list is long."""
+    return look_up(session, content_hash="", lead_hash="", shingles=shingles,
+                   min_overlap=min_overlap, after=after, limit=limit).candidates
 
 
 def text_of(session: Session, article_id: int) -> str:

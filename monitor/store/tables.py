@@ -105,7 +105,8 @@ class Feed(Base):
 
 class Article(Base):
     __tablename__ = "articles"
-    # the seeds' hashes, read at every start-up (``articles.seed_hashes``), without a scan
+    # the seeds' hashes, read at every start-up (``articles.seed_hashes``), without a scan;
+    # alembic does not compare an index's condition: tests/test_scale.py checks it is used
     __table_args__ = (Index("ix_articles_seeds", "content_hash",
                             sqlite_where=sql_text("is_seed = 1"),
                             postgresql_where=sql_text("is_seed")),)
