@@ -121,6 +121,7 @@ def open_database(url: str, *, write: bool = False) -> tuple[Engine, sessionmake
     except OSError as e:
         raise StorageError(f"cannot open the database {_safe_url(url)}: {e}") from e
     migrate(engine)
+    _probe_tables(engine, url)
     if write:
         try:
             _try_a_write(engine)
@@ -129,6 +130,23 @@ def open_database(url: str, *, write: bool = False) -> tuple[Engine, sessionmake
             raise StorageError(f"the database {_safe_url(url)} takes no writes: "
                                f"{describe(e)}") from e
     return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def _probe_tables(engine: Engine, url: str) -> None:
+    """Read the first row of every table of a SQLite file (its root page and one leaf, however
+    big the table): a damaged table is refused at start in one line, not found at some later
+    tick. Damage deeper in a table is met, and reported the same way, when it is read."""
+    if engine.dialect.name != "sqlite":
+        return
+    try:
+        with engine.connect() as conn:
+            names = conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                "'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'").scalars()
+            for name in list(names):  # NOT INDEXED: the table itself, not a smaller index
+                conn.exec_driver_sql(f'SELECT * FROM "{name}" NOT INDEXED LIMIT 1').all()
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot read the database {_safe_url(url)}: {describe(e)}") from e
 
 
 def _try_a_write(engine: Engine) -> None:
