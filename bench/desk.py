@@ -28,10 +28,10 @@ from monitor import config, history, search
 from monitor.desk.pages import Desk
 from monitor.ops import Liveness, serve
 from monitor.query import Node, Not, Word
-from monitor.search import index_words
 from monitor.store import articles, db
 from monitor.store.tables import Article, Feed, Story
 from monitor.watchlists import matcher_for
+from monitor.words import index_words
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "articles" / "ground-truth.json"

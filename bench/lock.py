@@ -54,10 +54,10 @@ from monitor.dedup import fingerprint  # noqa: E402
 from monitor.feeds import Entry  # noqa: E402
 from monitor.metrics import REGISTRY  # noqa: E402
 from monitor.pipeline import store_entry  # noqa: E402
-from monitor.search import index_words  # noqa: E402
 from monitor.service import Service  # noqa: E402
 from monitor.store.feeds import FeedJob  # noqa: E402
 from monitor.stories.features import Features, extract, light  # noqa: E402
+from monitor.words import index_words  # noqa: E402
 from monitor.work import Analysis, entities  # noqa: E402
 
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.S | re.I)

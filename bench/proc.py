@@ -56,7 +56,26 @@ def tree_memory(pid: int, detail: list[str] | None = None) -> tuple[float, float
             command = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             detail.append(f"    pid {p}: {one_rss / 1024:.0f} MiB RSS, {one_pss / 1024:.0f} MiB PSS"
                           f"  {command[:90]}")
+            detail += [f"        {kib / 1024:.0f} MiB RSS  {name}" for kib, name in _largest(p)]
     return rss / 1024, pss / 1024, seen
+
+
+def _largest(pid: int, count: int = 5) -> list[tuple[int, str]]:
+    """What holds the most of ``pid``'s resident memory, summed by what is mapped (anonymous
+    memory, the heap, each file): the ``count`` largest, as (KiB, what)."""
+    found: dict[str, int] = {}
+    name = ""
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        head = line.split(maxsplit=5)
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+            name = head[5] if len(head) > 5 else "[anonymous]"
+        elif head[0] == "Rss:":
+            found[name] = found.get(name, 0) + int(head[1])
+    return sorted(((kib, what) for what, kib in found.items()), reverse=True)[:count]
 
 
 def cpu_seconds(pids: list[int]) -> float:

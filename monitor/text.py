@@ -95,13 +95,13 @@ _TABLE_RANGES = ((0, 0xD800), (0xE000, 0x20000), (0x2F800, 0x2FA20))
 
 
 @functools.cache
-def _tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.intp], dict[int, list[int]]]:
+def _tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8], dict[int, list[int]]]:
     """Per code point: its one-character fold, and how many characters it folds to (0: a mark,
     dropped; 2 or more: "ß" -> "ss", "…" -> "...", spelled out in the third table)."""
     import numpy as np
 
     table = np.arange(0x110000, dtype=np.uint32)
-    lengths = np.ones(0x110000, dtype=np.intp)
+    lengths = np.ones(0x110000, dtype=np.uint8)  # at most 18 ("ﷺ")
     expansions: dict[int, list[int]] = {}
     for lo, hi in _TABLE_RANGES:
         for cp in range(lo, hi):

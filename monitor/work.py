@@ -35,19 +35,19 @@ from pebble import ProcessExpired, ProcessPool
 
 from monitor.dedup import Fingerprint, fingerprint
 from monitor.errors import FeedError
-from monitor.extract import choose_text, extract_text
 from monitor.feeds import ParsedFeed, parse
 from monitor.match import Matcher, Watchlist, WatchlistMatch
-from monitor.search import index_words
 from monitor.stories.features import Features, light
+from monitor.words import index_words
 
 log = logging.getLogger("monitor")
 T = TypeVar("T")
 MAX_TASKS = 1000
 _CONTEXT = multiprocessing.get_context("forkserver")
-# The fork server loads the parsers and the story models once; every worker shares them.
+# The fork server loads the parsers and the story models once; every worker shares them. The
+# extractor (trafilatura) is imported there, not here: the daemon's own process never runs it.
 _MODELS = "monitor.stories.warm"
-_CONTEXT.set_forkserver_preload(["monitor.work", _MODELS])
+_CONTEXT.set_forkserver_preload(["monitor.work", "monitor.extract", _MODELS])
 
 
 class ExtractFailed(Exception):
@@ -65,7 +65,7 @@ class Analysis:
     matches: list[WatchlistMatch]
     features: Features | None = None  # for stories; None when they could not be computed
     seconds: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # extract, fingerprint, match, features
-    words: tuple[str, ...] = ()  # what the search index files it under (``search.index_words``)
+    words: tuple[str, ...] = ()  # what the search index files it under (``words.index_words``)
 
 
 def analyse(matcher: Matcher, title: str, text: str, source: str, error: str | None,
@@ -147,6 +147,8 @@ def _matcher() -> Matcher:
 
 
 def _analyse(html: bytes, url: str, title: str, summary: str) -> Analysis:
+    from monitor.extract import choose_text, extract_text
+
     started = time.perf_counter()
     text, source, error = choose_text(extract_text(html, url), summary)
     extracted = time.perf_counter()
@@ -167,6 +169,8 @@ def _parse(body: bytes, url: str, now: datetime, content_type: str) -> ParsedFee
 
 
 def _extract(html: bytes, url: str) -> str:
+    from monitor.extract import extract_text
+
     return extract_text(html, url)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor import config, history, search
+from monitor import config, history, search, words
 from monitor.cli import main
 from monitor.desk.pages import Desk
 from monitor.ops import Endpoint, Liveness, serve
@@ -298,8 +298,8 @@ def test_on_postgresql_the_index_finds_what_the_scan_finds_and_the_pages_answer(
 
 
 def test_a_word_beside_a_script_written_without_spaces_is_indexed_as_a_word() -> None:
-    words = search.index_words("美国总统Trump表示", "ワグネルのWagnerが 집에Wagner가 والفاغنر")
-    assert {"trump", "wagner", "فاغنر"} <= set(words)
+    filed = words.index_words("美国总统Trump表示", "ワグネルのWagnerが 집에Wagner가 والفاغنر")
+    assert {"trump", "wagner", "فاغنر"} <= set(filed)
     _, node, _ = search.prepare(config.Settings(), "Trump")
     assert search.plan(node, {}) == search.Words(("trump",))
     _, node, _ = search.prepare(config.Settings(), "Wagner's d'Ivoire")

@@ -302,6 +302,26 @@ def test_sql_is_spoken_only_in_the_store_and_watchlists_do_not_import_the_config
             assert "monitor.config" not in modules, f"{path} imports the config"
 
 
+def test_the_document_workers_load_no_database_code_and_the_daemon_no_extractor() -> None:
+    """What a module imports stays in the memory of every process that imports it, and the
+    fork server's memory counts again in each worker's RSS: the workers need the parsers, not
+    SQLAlchemy or the config's pydantic; the daemon hands extraction to them."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, {module}; "
+             "print(' '.join(m for m in {names} if m in sys.modules))")
+    worker = subprocess.run(
+        [sys.executable, "-c", probe.format(module="monitor.work, monitor.extract",
+                                            names=("sqlalchemy", "pydantic", "alembic"))],
+        capture_output=True, text=True, check=True, cwd=ROOT)
+    assert worker.stdout.strip() == ""
+    daemon = subprocess.run(
+        [sys.executable, "-c", probe.format(module="monitor.service", names=("trafilatura",))],
+        capture_output=True, text=True, check=True, cwd=ROOT)
+    assert daemon.stdout.strip() == ""
+
+
 # -- the fetcher's logic through its transport seam (no network) -------------------------------
 
 

