@@ -18,20 +18,6 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
-def _two_malloc_arenas() -> None:
-    """glibc gives each thread that allocates its own arena (up to 8 a core) and keeps the
-    freed memory of each: the daemon's fetch threads left it 15-25 MiB larger over 2,000
-    articles. Two arenas, as ``MALLOC_ARENA_MAX=2`` would (which, when set, is left alone)."""
-    if "MALLOC_ARENA_MAX" in _os.environ:
-        return
-    try:
-        import ctypes
+from monitor.memory import limit_arenas as _limit_arenas
 
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # noqa: B018 (glibc only: musl has no arenas to limit)
-        libc.mallopt(-8, 2)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
-
-
-_two_malloc_arenas()
+_limit_arenas()

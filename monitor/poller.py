@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import Settings
 from monitor.errors import StorageError
+from monitor.memory import give_back
 from monitor.metrics import POLLS
 from monitor.pipeline import Context, FeedResult, process_feed
 from monitor.store import db
@@ -74,6 +75,8 @@ class Poller:
             with contextlib.suppress(SQLAlchemyError), self.host.sessions.begin() as session:
                 feed_store.hold_leases(session, self.host.owner, self.host.clock() + STORAGE_RETRY)
             raise
+        finally:
+            give_back()  # the pages, feeds and texts of this poll, freed
 
     def _poll(self, started: datetime,
               progress: Callable[[int], None] | None) -> list[FeedResult]:

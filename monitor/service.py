@@ -21,6 +21,7 @@ from monitor.cutter import DigestCutter, Preview
 from monitor.digest import Renderer
 from monitor.fetch import Fetcher
 from monitor.guard import AddressPolicy, Resolver, system_resolver
+from monitor.memory import give_back
 from monitor.pipeline import Context, FeedResult
 from monitor.poller import Poller, entry_threads
 from monitor.relay import Relay, RelayReport
@@ -127,6 +128,7 @@ class Service:
                                             for f in self.settings.feeds], now)
         seeds.load_seeds(self.sessions, self.settings.seed_paths(), now,
                          self.stories, self.documents.describe)
+        give_back()  # what the migrations, the seeds and the story index's load freed
 
     def apply(self, new: Settings) -> None:
         """Take a reloaded config: watchlists, channels, feeds, seeds, fetch and templates

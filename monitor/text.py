@@ -92,6 +92,7 @@ SHORT = 160  # texts up to this long are folded character by character (the tabl
 
 # Planes whose characters may fold to something else; above them everything folds to itself.
 _TABLE_RANGES = ((0, 0xD800), (0xE000, 0x20000), (0x2F800, 0x2FA20))
+_TABLE_END = _TABLE_RANGES[-1][1]  # the tables stop there: 1 MB, not 5 for every code point
 
 
 @functools.cache
@@ -100,8 +101,8 @@ def _tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8], dict[int, 
     dropped; 2 or more: "ß" -> "ss", "…" -> "...", spelled out in the third table)."""
     import numpy as np
 
-    table = np.arange(0x110000, dtype=np.uint32)
-    lengths = np.ones(0x110000, dtype=np.uint8)  # at most 18 ("ﷺ")
+    table = np.arange(_TABLE_END, dtype=np.uint32)
+    lengths = np.ones(_TABLE_END, dtype=np.uint8)  # at most 18 ("ﷺ")
     expansions: dict[int, list[int]] = {}
     for lo, hi in _TABLE_RANGES:
         for cp in range(lo, hi):
@@ -123,7 +124,7 @@ def _special() -> re.Pattern[str]:
     table, lengths, _ = _tables()
     import numpy as np
 
-    points = np.flatnonzero((table != np.arange(len(table))) | (lengths != 1))
+    points = np.flatnonzero((table != np.arange(len(table), dtype=np.uint32)) | (lengths != 1))
     points = points[points < 0x10000]
     ranges: list[list[int]] = []
     for cp in points.tolist():
@@ -171,8 +172,13 @@ def fold_text(text: str) -> Folded:
 
     table, lengths, expansions = _tables()
     points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    sizes = lengths[points]
-    out = table[points]
+    if points.max() < _TABLE_END:
+        sizes, out = lengths[points], table[points]
+    else:  # a character of the planes above the tables: it folds to itself
+        inside = points < _TABLE_END
+        known = np.where(inside, points, 0)
+        sizes = np.where(inside, lengths[known], 1).astype(np.uint8)
+        out = np.where(inside, table[known], points)
     if (sizes == 1).all():
         return Folded(out.tobytes().decode("utf-32-le", "surrogatepass"), None)
     if not (sizes > 1).any():  # only marks to drop

@@ -1,0 +1,39 @@
+"""The C allocator's side of memory (glibc; elsewhere these do nothing).
+
+- ``limit_arenas``: glibc gives each thread that allocates its own arena (up to 8 a core) and
+  keeps the freed memory of each; the daemon's fetch threads left it 15-25 MiB larger over
+  2,000 articles. Two arenas, as ``MALLOC_ARENA_MAX=2`` would (which, when set, is left alone).
+- ``give_back``: glibc returns freed memory to the system only from the top of its heap;
+  ``malloc_trim`` returns every free page. Loading the story models frees 14 MiB that would
+  otherwise stay in the fork server, and in every worker forked from it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+
+_M_ARENA_MAX = -8
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 (only glibc has it)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def limit_arenas() -> None:
+    libc = _glibc()
+    if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
+        libc.mallopt(_M_ARENA_MAX, 2)
+
+
+def give_back() -> None:
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
