@@ -261,6 +261,32 @@ def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
     assert diffs == []
 
 
+def test_the_head_revision_is_alembics_and_a_database_at_head_opens_without_alembic(
+        tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from monitor.store.db import MIGRATIONS, head_revision, open_database
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = re.search(r"^revision = ['\"](\w+)['\"]", path.read_text(), re.M)
+        assert found and path.name.startswith(f"{found.group(1)}_"), path.name
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    open_database(url)[0].dispose()  # migrated: alembic was needed
+    again = subprocess.run(
+        [sys.executable, "-c", "import sys; from monitor.store.db import open_database; "
+         f"open_database({url!r}, write=True); print('alembic' in sys.modules)"],
+        capture_output=True, text=True, check=True, cwd=ROOT)
+    assert again.stdout.strip() == "False"
+
+
 # -- the rooms: what may import what (docs/ARCHITECTURE.md) -----------------------------------
 
 
