@@ -281,6 +281,10 @@ def monitor_run(config_path: Path, instances: int, warm_url: str
         for k, v in found.items():
             stages[k] = stages.get(k, 0.0) + v
     stages["peak RSS MiB"], stages["peak PSS MiB"] = memory.peak
+    if os.environ.get("BENCH_MEMORY_DETAIL"):
+        print("  at the RSS peak, by process (RSS / PSS MiB): " + ", ".join(
+            f"{pid}: {rss:.0f} / {pss:.0f}" for pid, (rss, pss) in sorted(memory.at_peak.items())),
+            flush=True)
     return max(e for _, e, _ in spans) - min(s for s, _, _ in spans), startup, stages
 
 

@@ -100,6 +100,7 @@ class PeakMemory:
     def __init__(self, roots: list[int], every: float = 1.0, relist: float = 5.0) -> None:
         self.roots, self.every, self.relist = roots, every, relist
         self.peak = (0.0, 0.0)
+        self.at_peak: dict[int, tuple[float, float]] = {}  # pid -> (RSS, PSS) MiB at the RSS peak
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -109,13 +110,18 @@ class PeakMemory:
             if time.monotonic() - listed > self.relist:
                 listed, pids = time.monotonic(), [p for root in self.roots for p in tree(root)]
             rss = pss = 0
+            each: dict[int, tuple[float, float]] = {}
             for p in pids:
                 try:
                     rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
                 except OSError:
                     continue
-                rss += int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
-                pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+                one_rss = int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+                one_pss = int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+                rss, pss = rss + one_rss, pss + one_pss
+                each[p] = (one_rss / 1024, one_pss / 1024)
+            if rss / 1024 > self.peak[0]:
+                self.at_peak = each
             self.peak = (max(self.peak[0], rss / 1024), max(self.peak[1], pss / 1024))
             if self._stop.wait(self.every):
                 return

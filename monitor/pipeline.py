@@ -28,6 +28,7 @@ from monitor.errors import FeedError, FetchError, RetryLater
 from monitor.feeds import Entry
 from monitor.fetch import Fetched, Fetcher
 from monitor.match import Matcher, WatchlistMatch
+from monitor.memory import Every
 from monitor.metrics import STAGE_SECONDS
 from monitor.store import articles
 from monitor.store import feeds as feed_store
@@ -175,7 +176,13 @@ def process_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: st
         with ctx.sessions.begin() as session:
             articles.add_entry(session, job.id, key, same_url, entry.link, now)
         return Stored(same_url, True, 0)
-    return store_entry(ctx, job, key, entry, outlet, analyse_entry(ctx, entry), now)
+    stored = store_entry(ctx, job, key, entry, outlet, analyse_entry(ctx, entry), now)
+    _tidy()
+    return stored
+
+
+# what the pages, texts and transactions freed goes back to the system every 64th article
+_tidy = Every(64)
 
 
 def store_entry(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str,

@@ -287,6 +287,30 @@ def test_the_head_revision_is_alembics_and_a_database_at_head_opens_without_alem
     assert again.stdout.strip() == "False"
 
 
+def test_freed_memory_goes_back_at_every_nth_call_from_any_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from monitor import memory
+
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "give_back", lambda: trims.append(1))
+    every = memory.Every(16)
+    def call() -> None:
+        for _ in range(100):
+            every()
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(trims) == 800 // 16
+    memory.limit_arenas()  # glibc or not, neither raises
+    monkeypatch.undo()
+    memory.give_back()
+
+
 # -- the rooms: what may import what (docs/ARCHITECTURE.md) -----------------------------------
 
 
