@@ -91,10 +91,11 @@ def _pg_connect_args(url: str) -> dict[str, str]:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema up to date (alembic upgrade head). On PostgreSQL, under an advisory
-    lock held until the migration commits: instances starting at once take turns, and the later
-    ones find the schema already at head. Alembic is loaded only when there is something to
-    do: its modules would otherwise stay in the daemon's memory (10 MiB) for nothing."""
+    """Bring the schema up to date (alembic upgrade head). A start that finds the schema at
+    head reads one row and loads nothing more (alembic's modules would stay in the daemon's
+    memory, 10 MiB, for nothing). Otherwise, on PostgreSQL, under an advisory lock held until
+    the migration commits: instances starting at once take turns, and the later ones find the
+    schema already at head."""
     if _at_head(engine):
         return
     from alembic import command

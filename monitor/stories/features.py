@@ -146,6 +146,10 @@ def _map_weights(backend: Any) -> None:
         elif isinstance(value, list) and value and all(isinstance(a, np.ndarray) for a in value):
             found += [(name, i, a) for i, a in enumerate(value)]
     found.sort(key=lambda item: item[0] != "table")  # the table first, at offset 0
+    if not found:  # an encoder release that keeps its weights elsewhere: leave them be
+        logging.getLogger("monitor").warning(
+            "sentence encoder: weights kept in memory (no weight arrays found on it)")
+        return
     file = None
     try:
         file = tempfile.TemporaryFile(prefix="monitor-encoder-")  # noqa: SIM115 (left open)
@@ -158,7 +162,7 @@ def _map_weights(backend: Any) -> None:
             end += array.nbytes
         file.flush()
         mapped = mmap.mmap(file.fileno(), end, prot=mmap.PROT_READ)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: an array the file cannot take as is
         if file is not None:
             file.close()
         logging.getLogger("monitor").warning(
