@@ -195,8 +195,9 @@ def _instance(config_path: str, ready: Any, start: Any, done: Any, warm_url: str
 
     service = Service(config.load(Path(config_path)))
     service.prepare()
+    service.documents.start()  # as ``monitor run`` does before it says it is ready
     page = _fetch(warm_url)
-    for _ in range(service.documents.processes * 2):  # start the workers, build their matchers
+    for _ in range(service.documents.processes * 2):  # each worker's first page
         service.documents.analyse(page, warm_url, "", "")
     ready.put(os.getpid())
     start.wait()

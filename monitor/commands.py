@@ -195,6 +195,7 @@ def cmd_run(settings: config.Settings, _args: argparse.Namespace) -> int:
                 print(f"config error: {problem}", file=sys.stderr)
             service.close()
             return 2
+        service.documents.start()  # ready means ready: the first poll does not wait for them
         finished = run_daemon(service, Reloader(settings.source, settings))
         if not finished:  # worker threads still busy: leave now, leases and transactions cover it
             logging.shutdown()

@@ -137,6 +137,12 @@ def _special() -> re.Pattern[str]:
     return re.compile(f"[{parts}\U00010000-\U0010ffff]")
 
 
+def load_tables() -> None:
+    """Build the fold tables now (0.14 s): the document workers' fork server does, so that no
+    worker builds its own copy at its first long text."""
+    _special()
+
+
 @dataclass(frozen=True)
 class Folded:
     """Folded text; ``source(i)`` is the index in the original of folded character ``i``."""

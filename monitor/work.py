@@ -18,6 +18,7 @@ workers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -104,6 +105,8 @@ def _start(max_bytes: int, watchlists: Sequence[Watchlist], snippet_chars: int) 
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _WATCHLISTS = (watchlists, snippet_chars)
     _load_models()
+    with contextlib.suppress(Exception):  # the first page meets it again, and reports it
+        _matcher()  # as the worker starts (0.1 s), not at its first page
 
 
 _MODELS_PROBLEM: str | None = None
@@ -224,6 +227,11 @@ class DocumentWorkers:
             return
         if problem:
             log.error("document workers: %s", problem)
+
+    def start(self) -> None:
+        """Start the workers now (the fork server loads the parsers and models, a few seconds),
+        so the first poll does not wait for them; they start at first use otherwise."""
+        self._get_pool()
 
     def close(self) -> None:
         with self._lock:

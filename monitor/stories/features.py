@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from monitor.memory import give_back
-from monitor.text import fold_text
+from monitor.text import fold_text, load_tables
 
 if TYPE_CHECKING:
     import marisa_trie
@@ -381,6 +381,7 @@ def warm() -> None:
     _encoder()
     _gazetteer()
     _weekday_pattern()
+    load_tables()  # for folding long texts (matching, fingerprints, weekdays)
     gc.collect()
     give_back()  # what loading freed (14 MiB), before workers inherit it
     gc.freeze()
