@@ -9,6 +9,9 @@ text with ``fast=True`` (0.959 without), about 29 ms a page with decompression (
 from __future__ import annotations
 
 import trafilatura
+import trafilatura.utils
+from lxml import etree
+from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HtmlProcessingInstruction
 from trafilatura.settings import use_config
 
 from monitor.text import clean
@@ -18,6 +21,21 @@ MAX_TREE = 200_000  # elements; larger pages are refused by trafilatura rather t
 _CONFIG = use_config()
 _CONFIG.set("DEFAULT", "MAX_TREE_SIZE", str(MAX_TREE))
 _CONFIG.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")  # its signal-based timeout only works in main
+
+
+def _class_lookup_in_c() -> None:
+    """lxml.html picks each element's Python class by calling back into Python, every time an
+    element is handed to Python (form fields get classes of their own, which trafilatura does
+    not use): the plain HTML classes picked in C instead make extraction 5-10 % faster, with
+    the same text (tests/test_stages.py checks both on hostile markup, and on the corpus)."""
+    parser = getattr(trafilatura.utils, "HTML_PARSER", None)
+    if isinstance(parser, etree.HTMLParser):
+        parser.set_element_class_lookup(etree.ElementDefaultClassLookup(
+            element=HtmlElement, comment=HtmlComment, pi=HtmlProcessingInstruction,
+            entity=HtmlEntity))
+
+
+_class_lookup_in_c()
 
 
 def extract_text(html: bytes, url: str) -> str:

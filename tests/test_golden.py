@@ -33,6 +33,7 @@ from monitor.digest import (
 from monitor.extract import extract_text
 from monitor.feeds import parse
 from monitor.match import Entity, Matcher, Term, Watchlist
+from tests.conftest import shared_corpus
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -84,6 +85,50 @@ def test_page_text(path: Path) -> None:
     page_id = path.name.removesuffix(".html.gz")
     text = extract_text(gzip.decompress(path.read_bytes()), URLS[page_id])
     check(path.with_name(f"{page_id}.txt"), text + "\n")
+
+
+_FORMS_AND_ODDITIES = b"""<!DOCTYPE html><html><head><title>t</title><?php echo 1; ?></head>
+<body><form id="aspnetForm" action="/x"><div class="nav"><a href="/">Home</a></div>
+<article><h1>Wagner leaves Mali</h1><!-- a comment --><p>The Wagner Group said on Tuesday that
+its fighters would leave Mali&nbsp;&amp; hand over to the Africa Corps &#8212; a change the
+junta in Bamako had sought for months, officials said.</p>
+<label for="q">Search</label><input name="q" value="x"><select name="s"><option>a</option>
+</select><textarea name="t">typed</textarea>
+<p>Officials in Kidal said the handover would take weeks, and that MINUSMA's former bases
+were already held by the army. &eacute;l&egrave;ves &unknown; entities stay.</p></article>
+<form class="newsletter"><input type="email"><button>Subscribe</button></form>
+</form></body></html>"""
+
+
+def _with_lxml_htmls_own_lookup(pages: list[tuple[bytes, str]]) -> list[str]:
+    from lxml.html import HtmlElementClassLookup
+    from trafilatura.utils import HTML_PARSER
+
+    from monitor.extract import _class_lookup_in_c
+
+    HTML_PARSER.set_element_class_lookup(HtmlElementClassLookup())
+    try:
+        return [extract_text(html, url) for html, url in pages]
+    finally:
+        _class_lookup_in_c()
+
+
+def test_extraction_is_the_same_with_lxml_htmls_own_class_lookup() -> None:
+    """``monitor.extract`` has trafilatura's parser pick element classes in C; lxml.html's own
+    lookup (in Python, with classes for form fields) must give the very same text, on the
+    golden pages and on forms, comments, processing instructions and entities."""
+    pages = [(gzip.decompress(p.read_bytes()), URLS[p.name.removesuffix(".html.gz")])
+             for p in PAGES] + [(_FORMS_AND_ODDITIES, "https://news.example/a")]
+    ours = [extract_text(html, url) for html, url in pages]
+    assert "Wagner Group said on Tuesday" in ours[-1]
+    assert ours == _with_lxml_htmls_own_lookup(pages)
+
+
+def test_extraction_is_the_same_with_lxml_htmls_own_class_lookup_on_the_corpus() -> None:
+    pages = [(gzip.decompress(p.read_bytes()), "https://news.example/a")
+             for p in sorted(shared_corpus("articles", "html").glob("*.html.gz"))]
+    assert len(pages) == 181
+    assert [extract_text(html, url) for html, url in pages] == _with_lxml_htmls_own_lookup(pages)
 
 
 # -- matches -> digest -------------------------------------------------------------------------
