@@ -2,7 +2,8 @@
 
 - ``limit_arenas``: glibc gives each thread that allocates its own arena (up to 8 a core) and
   keeps the freed memory of each; the daemon's fetch threads left it 15-25 MiB larger over
-  2,000 articles. Two arenas, as ``MALLOC_ARENA_MAX=2`` would (which, when set, is left alone).
+  2,000 articles. Two arenas, as ``MALLOC_ARENA_MAX=2`` would (when that, or
+  ``glibc.malloc.arena_max`` in ``GLIBC_TUNABLES``, is set, the number given stands).
 - ``give_back``: glibc returns freed memory to the system only from the top of its heap;
   ``malloc_trim`` returns every free page (0.2 ms). Loading the story models frees 14 MiB that
   would otherwise stay in the fork server, and in every worker forked from it; a document
@@ -32,7 +33,9 @@ def _glibc() -> ctypes.CDLL | None:
 
 def limit_arenas() -> None:
     libc = _glibc()
-    if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
+    given = "MALLOC_ARENA_MAX" in os.environ or \
+        "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", "")
+    if libc is not None and not given:
         libc.mallopt(_M_ARENA_MAX, 2)
 
 

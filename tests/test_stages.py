@@ -287,6 +287,24 @@ def test_the_head_revision_is_alembics_and_a_database_at_head_opens_without_alem
     assert again.stdout.strip() == "False"
 
 
+def test_without_the_migrations_sources_alembic_decides(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install that ships only bytecode has no migration file names to read: the schema
+    check goes to alembic rather than failing."""
+    from monitor.store import db
+
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    engine = db.open_database(url)[0]
+    assert db._at_head(engine)
+    bytecode = tmp_path / "migrations" / "versions"
+    bytecode.mkdir(parents=True)
+    (bytecode / "0001_initial.cpython-311.pyc").write_bytes(b"")
+    monkeypatch.setattr(db, "MIGRATIONS", bytecode.parent)
+    assert db.head_revision() is None
+    assert not db._at_head(engine)
+    engine.dispose()
+
+
 def test_freed_memory_goes_back_at_every_nth_call_from_any_thread(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
@@ -309,6 +327,30 @@ def test_freed_memory_goes_back_at_every_nth_call_from_any_thread(
     memory.limit_arenas()  # glibc or not, neither raises
     monkeypatch.undo()
     memory.give_back()
+
+
+def test_two_malloc_arenas_unless_the_environment_gives_a_number(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor import memory
+
+    class Libc:
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, int]] = []
+
+        def mallopt(self, option: int, value: int) -> None:
+            self.calls.append((option, value))
+
+    for env, expected in (({}, [(-8, 2)]), ({"MALLOC_ARENA_MAX": "4"}, []),
+                          ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}, []),
+                          ({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"}, [(-8, 2)])):
+        libc = Libc()
+        monkeypatch.setattr(memory, "_glibc", lambda libc=libc: libc)
+        monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+        monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        memory.limit_arenas()
+        assert libc.calls == expected, env
 
 
 # -- the rooms: what may import what (docs/ARCHITECTURE.md) -----------------------------------

@@ -102,6 +102,7 @@ def test_without_a_temporary_file_the_encoder_keeps_its_weights_in_memory(
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-there"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "not-there"))  # as given: not /var/tmp instead
     encoder = _in_memory_encoder()
     expected = encoder.encode(SENTENCES)
     with caplog.at_level(logging.WARNING, "monitor"):
@@ -109,6 +110,31 @@ def test_without_a_temporary_file_the_encoder_keeps_its_weights_in_memory(
     assert "weights kept in memory" in caplog.text and "not-there" in caplog.text
     assert isinstance(encoder.table, np.ndarray)
     assert np.array_equal(encoder.encode(SENTENCES), expected)
+
+
+_MOUNTS = """22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+41 27 0:40 / /tmp rw,nosuid - tmpfs tmpfs rw,size=1024k
+42 27 0:41 / /srv/my\\040data rw - tmpfs tmpfs rw
+43 42 0:42 / /srv/my\\040data/disk rw - xfs /dev/vdb rw
+"""
+
+
+def test_the_encoders_file_goes_to_disk_when_the_temporary_folder_is_in_ram() -> None:
+    """A tmpfs /tmp would hold the 77 MB file in RAM that cannot be dropped: /var/tmp then."""
+    assert features.filesystem("/tmp", _MOUNTS) == "tmpfs"
+    assert features.filesystem("/tmp/x/y", _MOUNTS) == "tmpfs"
+    assert features.filesystem("/tmpfoo", _MOUNTS) == "ext4"  # a prefix is not a parent
+    assert features.filesystem("/var/tmp", _MOUNTS) == "ext4"
+    assert features.filesystem("/srv/my data/disk/f", _MOUNTS) == "xfs"  # \\040: a space
+    assert features.filesystem("/srv/my data/f", _MOUNTS) == "tmpfs"
+    assert features.filesystem("/x", "garbage\n- \n") is None
+    everywhere = lambda _: True  # noqa: E731
+    assert features.disk_folder("/tmp", _MOUNTS, everywhere) == "/var/tmp"
+    assert features.disk_folder("/tmp", _MOUNTS, lambda _: False) is None  # stays, as before
+    assert features.disk_folder("/var/tmp", _MOUNTS, everywhere) is None  # on disk already
+    assert features.disk_folder("/tmp", _MOUNTS, everywhere, ("/srv/my data",)) is None
+    assert features.disk_folder("/tmp", "", everywhere) is None  # nothing known: the default
 
 
 def test_figures_and_weekdays_are_read_in_four_languages() -> None:

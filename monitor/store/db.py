@@ -114,10 +114,12 @@ def migrate(engine: Engine) -> None:
                            f"date: {describe(e)}") from e
 
 
-def head_revision() -> str:
+def head_revision() -> str | None:
     """The newest migration's revision: each file of ``migrations/versions`` is named after
-    its revision, and they follow one another (a test holds both to alembic's own view)."""
-    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("*_*.py"))
+    its revision, and they follow one another (a test holds both to alembic's own view).
+    None when the files are not there as sources (alembic then decides)."""
+    return max((path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("*_*.py")),
+               default=None)
 
 
 def _at_head(engine: Engine) -> bool:
@@ -128,7 +130,8 @@ def _at_head(engine: Engine) -> bool:
             stored = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except SQLAlchemyError:
         return False  # alembic then says what is wrong
-    return stored == [head_revision()]
+    head = head_revision()
+    return head is not None and stored == [head]
 
 
 def open_database(url: str, *, write: bool = False) -> tuple[Engine, sessionmaker[Session]]:

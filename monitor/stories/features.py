@@ -152,7 +152,8 @@ def _map_weights(backend: Any) -> None:
         return
     file = None
     try:
-        file = tempfile.TemporaryFile(prefix="monitor-encoder-")  # noqa: SIM115 (left open)
+        file = tempfile.TemporaryFile(  # noqa: SIM115 (left open)
+            prefix="monitor-encoder-", dir=_weights_folder())
         offsets, end = [], 0
         for _, _, array in found:
             end = -(-end // 64) * 64  # each array aligned, as numpy aligns its own
@@ -178,6 +179,60 @@ def _map_weights(backend: Any) -> None:
             setattr(backend, name, view)
         else:
             getattr(backend, name)[index] = view
+
+
+_RAM = ("tmpfs", "ramfs")
+
+
+def _weights_folder() -> str | None:
+    """Where the weights' file goes: ``$TMPDIR`` when it is set, else ``/var/tmp`` when the
+    default temporary folder is in RAM (a tmpfs ``/tmp``, as on many distributions and under
+    systemd's ``PrivateTmp``), where the file would be memory that cannot be dropped and is
+    charged to the service; None (tempfile's default) otherwise."""
+    import os
+    import tempfile
+
+    if os.environ.get("TMPDIR"):
+        return None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            mounts = f.read()
+    except OSError:
+        return None
+    return disk_folder(os.path.realpath(tempfile.gettempdir()), mounts,
+                       lambda path: os.access(path, os.W_OK | os.X_OK))
+
+
+def disk_folder(default: str, mountinfo: str, writable: Any,
+                fallbacks: tuple[str, ...] = ("/var/tmp",)) -> str | None:
+    """The first of ``fallbacks`` that is writable and on disk, when ``default`` is in RAM
+    (by ``mountinfo``, in the format of /proc/self/mountinfo); else None."""
+    if filesystem(default, mountinfo) not in _RAM:
+        return None
+    for folder in fallbacks:
+        kind = filesystem(folder, mountinfo)
+        if kind is not None and kind not in _RAM and writable(folder):
+            return folder
+    return None
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def filesystem(path: str, mountinfo: str) -> str | None:
+    """The type of the filesystem ``path`` is on: that of the last mount at the longest mount
+    point above it."""
+    best, kind = "", None
+    for line in mountinfo.splitlines():
+        left, separator, right = line.partition(" - ")
+        fields = left.split()
+        if not separator or len(fields) < 5 or not right.split():
+            continue
+        point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, right.split()[0]
+    return kind
 
 
 class _Rows:
