@@ -90,3 +90,26 @@ def test_canonical_urls_of_one_article_agree(a: str, b: str) -> None:
 def test_canonical_urls_keep_what_identifies_an_article() -> None:
     assert canonical_url("https://example.org/a?id=1") != canonical_url("https://example.org/a?id=2")
     assert canonical_url("https://example.org/a") != canonical_url("https://example.org/b")
+
+
+def test_fingerprints_are_the_sampled_blake2b_hashes_of_every_5_gram() -> None:
+    """Stored shingles must not change from one release to the next (the copies of articles
+    stored before would go unseen): the sampled 64-bit BLAKE2b of each 5-gram of folded words,
+    as signed integers, kept when 0 mod ``SAMPLE``; and the hashes of the same text."""
+    import hashlib
+
+    from monitor import dedup
+    from monitor.text import words
+
+    texts = [pair["a"] for pair in PAIRS[:60]] + [
+        "", "one two three four", "Wagner " * 3 + "Барха́н فاغنر l’armée « Mali » 2026 …"]
+    for text in texts:
+        tokens = words(text)
+        hashes = [int.from_bytes(hashlib.blake2b(" ".join(tokens[i:i + 5]).encode(),
+                                                 digest_size=8).digest(), "big", signed=True)
+                  for i in range(len(tokens) - 4)]
+        found = dedup.fingerprint(text)
+        assert found.shingles == frozenset(h for h in hashes if h % dedup.SAMPLE == 0)
+        assert found.content_hash == (hashlib.sha256(" ".join(tokens).encode()).hexdigest()
+                                      if tokens else "")
+    assert 256 % dedup.SAMPLE == 0
