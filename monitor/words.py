@@ -22,19 +22,28 @@ _SCRIPT_RUN = re.compile(r"[^\W_\u0e00-\u0eff\u1000-\u11ff\u1780-\u17ff\u3040-\u
                          r"|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]+"
                          r"|[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7ff]+")
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
+# a letter of a script written without spaces (the runs after the first of ``_SCRIPT_RUN``)
+_UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u11ff\u1780-\u17ff\u3040-\u30ff\uff66-\uff9f"
+                       r"\u3130-\u318f\ua960-\ua97f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7ff"
+                       r"\uf900-\ufaff\U00020000-\U0003ffff]")
 _MAX_WORD = 100  # longer "words" (base64, run-together junk) are not indexed
 
 
 def index_words(title: str, text: str) -> list[str]:
     """The words an article is indexed under: folded, each once; an Arabic word also without
     the clitics that may be written onto it (و ف ب ك ل and the article)."""
+    folded = fold_text(f"{title}\n{text}").text
+    tokens = WORD.findall(folded)
+    unspaced = _UNSPACED.search(folded) is not None
+    if not unspaced and _ARABIC.search(folded) is None:  # most texts: the words, once each
+        return list(dict.fromkeys(token for token in tokens if len(token) <= _MAX_WORD))
     seen: dict[str, None] = {}
-    for token in WORD.findall(fold_text(f"{title}\n{text}").text):
+    for token in tokens:
         if len(token) > _MAX_WORD:
             continue
         # a change of script is a word boundary to the matcher ("美国总统Trump表示"): each run
         # of one script is a word too
-        words = [token] if token.isascii() else [token, *(
+        words = [token] if not unspaced or token.isascii() else [token, *(
             run for run in (m.group() for m in _SCRIPT_RUN.finditer(token)) if run != token)]
         for word in words:
             seen[word] = None

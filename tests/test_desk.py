@@ -307,6 +307,34 @@ def test_a_word_beside_a_script_written_without_spaces_is_indexed_as_a_word() ->
                                                  search.Words(("ivoire",))))
 
 
+def _index_words_word_by_word(title: str, text: str) -> list[str]:
+    """``words.index_words`` as first written: every word looked at alone."""
+    from monitor.text import fold_text
+
+    seen: dict[str, None] = {}
+    for token in words.WORD.findall(fold_text(f"{title}\n{text}").text):
+        if len(token) > words._MAX_WORD:
+            continue
+        runs = [token] if token.isascii() else [token, *(
+            run for run in (m.group() for m in words._SCRIPT_RUN.finditer(token)) if run != token)]
+        for word in runs:
+            seen[word] = None
+            if words._ARABIC.match(word):
+                for cut in range(1, min(5, len(word) - 1)):
+                    if words._CLITIC_HEAD.fullmatch(word[:cut]):
+                        seen[word[cut:]] = None
+    return list(seen)
+
+
+@pytest.mark.parametrize("text", [
+    "", "Wagner leaves Mali, Wagner's men: " + "x" * 120 + " end",
+    "Группа Вагнера покинула Мали; « l’armée » malienne à Kidal — ١٢ جنديا",
+    "والفاغنر وبالفاغنر فاغنر لل", "美国总统Trump表示 ワグネルのWagnerが 집에Wagner가 والفاغنر",
+    "กรุงเทพฯ Bangkok ၿမန္မာ Myanmar ភ្នំពេញ 𠀋𠀌Wagner", "ÉLÈVES élèves Straße ǅ ﷺ …"])
+def test_index_words_are_those_of_each_word_looked_at_alone(text: str) -> None:
+    assert words.index_words("Title", text) == _index_words_word_by_word("Title", text)
+
+
 def test_search_page_answers_in_four_languages_and_says_what_is_wrong(
         filled: Filled, desk: str) -> None:
     with httpx.Client(timeout=30) as client:
