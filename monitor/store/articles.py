@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, func, insert, select, text, true
+from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, text, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -268,11 +268,18 @@ def copy_candidates(session: Session, shingles: Iterable[int], min_overlap: int,
                    min_overlap=min_overlap, after=after, limit=limit).candidates
 
 
+_TEXT = select(_ARTICLES.c.text).where(_ARTICLES.c.id == bindparam("aid"))
+
+
 def text_of(session: Session, article_id: int) -> str:
-    return session.scalar(select(Article.text).where(Article.id == article_id)) or ""
+    return session.connection().scalar(_TEXT, {"aid": article_id}) or ""
 
 
 PRUNED = "pruned"  # text_source of an article whose text retention removed
+
+
+_LINK = select(_ARTICLES.c.duplicate_of_id, _ARTICLES.c.is_seed, _ARTICLES.c.text_source) \
+    .where(_ARTICLES.c.id == bindparam("aid"))
 
 
 def original_of(session: Session, article_id: int) -> tuple[int, bool]:
@@ -280,9 +287,7 @@ def original_of(session: Session, article_id: int) -> tuple[int, bool]:
     that retention pruned it (its copies are recognised and not alerted)."""
     current = article_id
     for _ in range(50):
-        row = session.execute(select(Article.duplicate_of_id, Article.is_seed,
-                                     Article.text_source)
-                              .where(Article.id == current)).one()
+        row = session.connection().execute(_LINK, {"aid": current}).one()
         if row.duplicate_of_id is None:
             return current, bool(row.is_seed) or row.text_source == PRUNED
         current = row.duplicate_of_id
