@@ -288,7 +288,8 @@ def _store(ctx: Context, job: FeedJob, key: str, entry: Entry, outlet: str, foun
             ctx.stories.place(session, article_id, entry.title, features,
                               min(entry.published or now, now), now, root)
         alerts = _record_matches(ctx, session, article_id, matches, root, root_is_seed, now)
-        engine = session.get_bind().engine
+        engine, info = session.get_bind().engine, session.info
+    ctx.stories.committed(info)
     verified = dedup.verified_sketch(text)
     if verified is not None:  # committed (SQLite may give a rolled-back id to another article)
         _remember(engine, article_id, verified)

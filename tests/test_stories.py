@@ -580,6 +580,74 @@ def test_a_story_change_committed_with_a_lower_article_id_is_still_caught_up_on(
         engine.dispose()
 
 
+def _same_stories(mine: assign.Index, read: assign.Index) -> None:
+    assert set(mine.stories) == set(read.stories)
+    for story_id, story in read.stories.items():
+        held = mine.stories[story_id]
+        assert (held.id, held.count, held.first, held.last, held.languages, held.names,
+                held.figures, held.days) == (story.id, story.count, story.first, story.last,
+                                             story.languages, story.names, story.figures,
+                                             story.days)
+        assert np.array_equal(held.total, story.total)
+        assert np.array_equal(mine._matrix[mine._rows[story_id]],
+                              read._matrix[read._rows[story_id]])
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", pytest.param("postgres",
+                                                             marks=pytest.mark.postgres)])
+def test_a_committed_placing_puts_the_story_in_the_index_as_it_was_stored(
+        tmp_path: Path, db_kind: str, request: pytest.FixtureRequest) -> None:
+    """The keeper takes the story its placing changed once the transaction commits, without
+    reading it back: the index must then hold what a catch-up from the database would, and a
+    change of another instance that came between must still be read."""
+    from monitor.store import db
+
+    url = f"sqlite:///{tmp_path / 'm.db'}" if db_kind == "sqlite" \
+        else str(request.getfixturevalue("pg_url"))
+    engine, sessions = db.open_database(url, write=True)
+    one, two = Stories(), Stories()
+    horizon = 2 * one.index.weights.window
+
+    def stored(keeper: Stories, title: str, features: Features, when: datetime,
+               original: int | None = None, commit: bool = True) -> tuple[int, Any]:
+        with sessions.begin() as session:
+            articles.lock_for_dedup(session)
+            article_id = articles.insert_article(session, Article(
+                title=title, outlet="x", text=title, text_source="summary", created_at=when,
+                is_seed=False, guid=title, link=f"http://x.example/{title}",
+                duplicate_of_id=original), [])
+            keeper.place(session, article_id, title, features, when, when, original)
+            info = session.info
+        if commit:
+            keeper.committed(info)
+        return article_id, info
+
+    def read_back() -> assign.Index:
+        index = assign.Index()
+        with sessions() as session:
+            story_store.catch_up(session, index, 0, horizon)
+        return index
+
+    try:
+        first, _ = stored(one, "a", feat(unit(1, 0.1), names=("kidal",)), T0)
+        stored(one, "b", feat(unit(1, 0.15), language="fr", figures=("12",)),
+               T0 + timedelta(hours=1))
+        stored(one, "c", feat(unit(0.1, 1), weekdays=(1,)), T0 + timedelta(hours=2))
+        stored(one, "copy", feat(b""), T0 + timedelta(hours=3), original=first)
+        _same_stories(one.index, read_back())
+        seen = one._seen
+        # the change of "d" commits, then another instance's, before "d" is handed over
+        _, info = stored(one, "d", feat(unit(1, 0.12), language="ru"),
+                         T0 + timedelta(hours=4), commit=False)
+        stored(two, "e", feat(unit(0.12, 1)), T0 + timedelta(hours=5))
+        one.committed(info)
+        assert one._seen == seen + 1  # its own, taken; the other's is read at the next placing
+        stored(one, "f", feat(unit(0.5, 0.5)), T0 + timedelta(hours=6))
+        _same_stories(one.index, read_back())
+    finally:
+        engine.dispose()
+
+
 def test_explain_article_says_which_story_it_joined_and_why(
         tmp_path: Path, web: Web, capsys: pytest.CaptureFixture[str]) -> None:
     feeds = []

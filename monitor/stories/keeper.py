@@ -1,11 +1,16 @@
 """The daemon's side of stories: it holds the active stories in memory and places each stored
 article in one, inside the article's own transaction (under the story lock), so the choice is
-stored with the article or not at all, and several instances see each other's stories."""
+stored with the article or not at all, and several instances see each other's stories.
+
+The index takes only committed stories: those read back by the catch-up at the next placing,
+or, sooner and without reading back what this process wrote, the story a placing changed, once
+its transaction has committed (``committed``), when no other change came between."""
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -16,6 +21,7 @@ from monitor.stories.features import Features
 
 PRUNE_EVERY = timedelta(hours=1)
 NO_FEATURES = Features(None, b"", (), (), ())
+_PLACED = "monitor.stories.placed"  # Session.info key: (keeper, version, story) to commit
 
 
 class Stories:
@@ -46,19 +52,35 @@ class Stories:
                     story.languages.add(features.language)
                 store.save(session, story, version)
                 store.place(session, article_id, story.id, features.language, [])
+                session.info[_PLACED] = (self, version, story)
                 return story.id
             choice = assign.assign(self.index, features, when)
             if choice.story_id is not None:
                 story = _copy(self.index.stories[choice.story_id])
                 story.add(features, when)
                 store.save(session, story, version)
-                story_id = story.id
             else:
                 story = assign.new_story(0, features, when)
-                story_id = store.create(session, story, title, version, now)
-            store.place(session, article_id, story_id, features.language,
+                story.id = store.create(session, story, title, version, now)
+            store.place(session, article_id, story.id, features.language,
                         [[float(i), s] for i, s in choice.nearest])
-            return story_id
+            session.info[_PLACED] = (self, version, story)
+            return story.id
+
+    def committed(self, info: dict[Any, Any]) -> None:
+        """The transaction whose ``Session.info`` this is has committed: the story its placing
+        changed goes into the index as stored, unless another change came first (the catch-up
+        then reads it back)."""
+        placed = info.pop(_PLACED, None)
+        if placed is None:
+            return
+        keeper, version, story = placed
+        if keeper is not self:
+            return
+        with self._lock:
+            if self._seen == version - 1:
+                self.index.put(story)
+                self._seen = version
 
     def _forget_old(self, when: datetime) -> None:
         """Drop the stories too old to take anything (at most once an hour of article time: a
