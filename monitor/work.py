@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
@@ -45,6 +45,7 @@ from monitor.words import index_words
 log = logging.getLogger("monitor")
 T = TypeVar("T")
 MAX_TASKS = 1000
+DESCRIBE_AT_ONCE = 8  # articles described in one task at most
 _CONTEXT = multiprocessing.get_context("forkserver")
 # The fork server loads the parsers and the story models once; every worker shares them. The
 # extractor (trafilatura) is imported there, not here: the daemon's own process never runs it.
@@ -162,11 +163,11 @@ def _analyse(html: bytes, url: str, title: str, summary: str) -> Analysis:
                     (extracted - started, *done.seconds[1:]), done.words)
 
 
-def _describe(title: str, text: str, names: tuple[str, ...], known: Features | None
-              ) -> Features:
-    from monitor.stories.features import extract
+def _describe(items: list[tuple[str, str, tuple[str, ...], Features | None]]
+              ) -> list[Features]:
+    from monitor.stories.features import extract_many
 
-    described = extract(title, text, names, known)
+    described = extract_many(items)
     _tidy()
     return described
 
@@ -185,6 +186,81 @@ def _extract(html: bytes, url: str) -> str:
     return extract_text(html, url)
 
 
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+class _Slot(Generic[A, R]):
+    def __init__(self, argument: A) -> None:
+        self.argument = argument
+        self.ready = threading.Event()  # its outcome is in, or it has a list to carry
+        self.carry: list[_Slot[A, R]] | None = None  # the list handed to it, itself first
+        self.result: R | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> R:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+class Gathered(Generic[A, R]):
+    """One-argument calls from many threads, made as calls of ``call`` on a list of arguments.
+
+    Up to ``running`` lists are out at once; a call that comes while they are waits, with the
+    others that come, for a list to finish: the first ``at_once`` waiting then go out as the
+    next list, carried by the thread of the first of them. No call waits for company: with a
+    list free, it goes at once, alone. A list that fails fails each of its calls."""
+
+    def __init__(self, call: Callable[[list[A]], list[R]], running: int, at_once: int) -> None:
+        self._call = call
+        self._limit = max(running, 1)
+        self._at_once = max(at_once, 1)
+        self._lock = threading.Lock()
+        self._waiting: list[_Slot[A, R]] = []
+        self._running = 0
+
+    def __call__(self, argument: A) -> R:
+        slot: _Slot[A, R] = _Slot(argument)
+        with self._lock:
+            if self._running < self._limit:
+                self._running += 1
+                slot.carry = [slot]
+            else:
+                self._waiting.append(slot)
+        if slot.carry is None:
+            slot.ready.wait()  # (every list is handed on or ended in a ``finally``)
+        if slot.carry is not None:
+            self._send(slot.carry)
+        return slot.outcome()
+
+    def _send(self, batch: list[_Slot[A, R]]) -> None:
+        """Call with the list, hand out the outcomes, and hand the next list (taken from the
+        waiting, under the lock: no slot is handed two) to the first slot in it."""
+        following: list[_Slot[A, R]] = []
+        try:
+            results = self._call([slot.argument for slot in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} outcomes for {len(batch)} calls")
+            for slot, result in zip(batch, results, strict=True):
+                slot.result = result
+        except BaseException as e:  # each call of the list raises it
+            for slot in batch:
+                slot.error = e
+        finally:
+            with self._lock:
+                following = self._waiting[:self._at_once]
+                del self._waiting[:self._at_once]
+                if following:
+                    following[0].carry = following
+                else:
+                    self._running -= 1
+            for slot in batch[1:]:
+                slot.ready.set()
+            if following:
+                following[0].ready.set()
+
+
 class DocumentWorkers:
     """Thread-safe front of the pool; started on first use, closed with ``close``."""
 
@@ -197,6 +273,12 @@ class DocumentWorkers:
         self.snippet_chars = snippet_chars
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
+        # sentence vectors of several articles at once cost less each (the encoder's weights
+        # are read once for all): articles that come while every worker has a list wait for
+        # the next list, a worker's worth at a time
+        self._describing: Gathered[tuple[str, str, tuple[str, ...], Features | None],
+                                   Features] = Gathered(self._describe_list, self.processes,
+                                                        DESCRIBE_AT_ONCE)
 
     @property
     def spec(self) -> tuple[object, ...]:
@@ -290,10 +372,14 @@ class DocumentWorkers:
         """``stories.features.extract`` in a worker (the models live there); None when it
         failed, and the article then starts a story of its own."""
         try:
-            return self._run(_describe, (title, text, names, known))
+            return self._describing((title, text, names, known))
         except Exception as e:
             log.warning("story features not computed: %s", _reason(e, self.timeout))
             return None
+
+    def _describe_list(self, items: list[tuple[str, str, tuple[str, ...], Features | None]]
+                       ) -> list[Features]:
+        return self._run(_describe, (items,))
 
     def _page(self, function: Callable[..., T], args: tuple[object, ...]) -> T:
         try:

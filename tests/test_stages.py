@@ -437,6 +437,133 @@ def test_a_started_worker_has_its_matcher_and_the_fork_servers_fold_tables() -> 
         workers.close()
 
 
+def test_calls_that_come_while_the_lists_are_out_go_together_in_the_next() -> None:
+    """``work.Gathered``: with one list out at a time, the calls made meanwhile wait and go
+    in one list, each gets its own outcome, a failed list fails its calls only, and nothing
+    is left waiting."""
+    import threading
+
+    from monitor.work import Gathered
+
+    lists: list[list[int]] = []
+    release = threading.Event()
+    started = threading.Event()
+
+    def call(arguments: list[int]) -> list[int]:
+        lists.append(arguments)
+        if len(lists) == 1:
+            started.set()
+            assert release.wait(10)
+        if 13 in arguments:
+            raise ValueError("unlucky")
+        return [a * 10 for a in arguments]
+
+    gathered: Gathered[int, int] = Gathered(call, running=1, at_once=3)
+    results: dict[int, object] = {}
+
+    def one(argument: int) -> None:
+        try:
+            results[argument] = gathered(argument)
+        except ValueError as e:
+            results[argument] = e
+
+    first = threading.Thread(target=one, args=(1,))
+    first.start()
+    assert started.wait(10)
+    others = [threading.Thread(target=one, args=(n,)) for n in (2, 3, 4, 13, 6)]
+    for thread in others:
+        thread.start()
+    while len(gathered._waiting) < 5:
+        threading.Event().wait(0.01)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert lists[0] == [1]
+    assert sorted(len(batch) for batch in lists[1:]) == [2, 3]  # three at most, in two lists
+    assert sorted(n for batch in lists[1:] for n in batch) == [2, 3, 4, 6, 13]
+    failed = next(batch for batch in lists[1:] if 13 in batch)
+    for argument in (2, 3, 4, 6):
+        assert results[argument] == (argument * 10 if argument not in failed
+                                     else results[13]), argument
+    assert isinstance(results[13], ValueError)
+    assert gathered._running == 0 and not gathered._waiting
+    assert gathered(7) == 70  # alone, at once
+
+
+def test_gathered_calls_from_many_threads_all_end_and_leave_nothing_behind() -> None:
+    """Two lists out at once, calls from 40 threads, lists that finish at once and lists that
+    fail: every call ends with its own outcome, and no list is left counted as out."""
+    import random
+    import threading
+    import time
+
+    from monitor.work import Gathered
+
+    def call(arguments: list[int]) -> list[int]:
+        time.sleep(random.random() / 500)
+        if random.random() < 0.2:
+            raise ValueError("no luck")
+        return [-a for a in arguments]
+
+    gathered: Gathered[int, int] = Gathered(call, running=2, at_once=4)
+    outcomes: dict[int, int | None] = {}
+
+    def one(argument: int) -> None:
+        for n in range(argument * 10, argument * 10 + 10):
+            try:
+                outcomes[n] = gathered(n)
+            except ValueError:
+                outcomes[n] = None
+
+    threads = [threading.Thread(target=one, args=(t,)) for t in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert len(outcomes) == 400
+    assert all(v is None or v == -n for n, v in outcomes.items())
+    assert gathered._running == 0 and not gathered._waiting
+
+
+def test_articles_described_together_get_the_features_each_would_alone() -> None:
+    """The document workers describe several articles in one task (their sentence vectors in
+    one pass): the same features as each described alone, vectors to float rounding."""
+    import threading
+
+    import numpy as np
+
+    from monitor.stories import features
+    from monitor.work import DocumentWorkers
+
+    texts = [(f"Headline {n}", f"Gunmen attacked a convoy near Kidal on Tuesday, killing {n} "
+              "soldiers, the army said. " * (n + 1), ("wagner",) if n % 2 else ())
+             for n in range(6)] + [("", "", ())]
+    workers = DocumentWorkers(processes=1, timeout=120, memory_mib=0)
+    out: dict[int, object] = {}
+    try:
+        workers.start()
+        threads = [threading.Thread(target=lambda n=n: out.__setitem__(
+            n, workers.describe(*texts[n]))) for n in range(len(texts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        workers.close()
+    for n, (title, text, names) in enumerate(texts):
+        alone = features.extract(title, text, names)
+        got = out[n]
+        assert isinstance(got, features.Features)
+        assert (got.language, got.names, got.figures, got.weekdays) == \
+            (alone.language, alone.names, alone.figures, alone.weekdays)
+        assert len(got.vector) == len(alone.vector)
+        if alone.vector:
+            assert np.allclose(np.frombuffer(got.vector, np.float32),
+                               np.frombuffer(alone.vector, np.float32), atol=1e-6)
+
+
 # -- the fetcher's logic through its transport seam (no network) -------------------------------
 
 
