@@ -164,10 +164,20 @@ def _analyse(html: bytes, url: str, title: str, summary: str) -> Analysis:
 
 
 def _describe(items: list[tuple[str, str, tuple[str, ...], Features | None]]
-              ) -> list[Features]:
-    from monitor.stories.features import extract_many
+              ) -> list[Features | str]:
+    """The features of each article, or why they could not be had (a list fails as a whole
+    only when the task is stopped or its worker dies: ``DocumentWorkers._describe_list``)."""
+    from monitor.stories.features import extract, extract_many
 
-    described = extract_many(items)
+    try:
+        described: list[Features | str] = list(extract_many(items))
+    except Exception:  # one article's fault: each alone, so that only it fails
+        described = []
+        for item in items:
+            try:
+                described.append(extract(*item))
+            except Exception as e:
+                described.append(f"{type(e).__name__}: {str(e)[:200]}")
     _tidy()
     return described
 
@@ -244,9 +254,14 @@ class Gathered(Generic[A, R]):
                 raise RuntimeError(f"{len(results)} outcomes for {len(batch)} calls")
             for slot, result in zip(batch, results, strict=True):
                 slot.result = result
-        except BaseException as e:  # each call of the list raises it
+        except Exception as e:  # each call of the list fails, each with an error of its own
             for slot in batch:
-                slot.error = e
+                slot.error = RuntimeError(f"{type(e).__name__}: {e}") if slot is not batch[0] \
+                    else e
+        except BaseException:  # (KeyboardInterrupt, SystemExit): the carrier's alone
+            for slot in batch[1:]:
+                slot.error = RuntimeError("the list was interrupted")
+            raise
         finally:
             with self._lock:
                 following = self._waiting[:self._at_once]
@@ -277,8 +292,8 @@ class DocumentWorkers:
         # are read once for all): articles that come while every worker has a list wait for
         # the next list, a worker's worth at a time
         self._describing: Gathered[tuple[str, str, tuple[str, ...], Features | None],
-                                   Features] = Gathered(self._describe_list, self.processes,
-                                                        DESCRIBE_AT_ONCE)
+                                   Features | str] = Gathered(self._describe_list,
+                                                              self.processes, DESCRIBE_AT_ONCE)
 
     @property
     def spec(self) -> tuple[object, ...]:
@@ -372,14 +387,30 @@ class DocumentWorkers:
         """``stories.features.extract`` in a worker (the models live there); None when it
         failed, and the article then starts a story of its own."""
         try:
-            return self._describing((title, text, names, known))
+            described = self._describing((title, text, names, known))
         except Exception as e:
-            log.warning("story features not computed: %s", _reason(e, self.timeout))
+            described = _reason(e, self.timeout)
+        if isinstance(described, str):
+            log.warning("story features not computed: %s", described)
             return None
+        return described
 
     def _describe_list(self, items: list[tuple[str, str, tuple[str, ...], Features | None]]
-                       ) -> list[Features]:
-        return self._run(_describe, (items,))
+                       ) -> list[Features | str]:
+        """A list of articles described in one task; when the task fails as a whole (stopped,
+        its worker killed), each article again alone, so that one bad article fails alone."""
+        try:
+            return self._run(_describe, (items,))
+        except Exception as e:
+            if len(items) == 1:
+                return [_reason(e, self.timeout)]
+        outcomes: list[Features | str] = []
+        for item in items:
+            try:
+                outcomes += self._run(_describe, ([item],))
+            except Exception as e:
+                outcomes.append(_reason(e, self.timeout))
+        return outcomes
 
     def _page(self, function: Callable[..., T], args: tuple[object, ...]) -> T:
         try:

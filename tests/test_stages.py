@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from monitor import config
 from monitor.dedup import compare
 from monitor.digest import DigestData, Item, Renderer, slack_messages
-from monitor.errors import ConfigError, FeedError
+from monitor.errors import ConfigError, FeedError, StorageError
 from monitor.feeds import parse
 from monitor.guard import AddressPolicy, is_internal
 from monitor.match import Matcher
@@ -287,21 +288,43 @@ def test_the_head_revision_is_alembics_and_a_database_at_head_opens_without_alem
     assert again.stdout.strip() == "False"
 
 
-def test_without_the_migrations_sources_alembic_decides(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """An install that ships only bytecode has no migration file names to read: the schema
-    check goes to alembic rather than failing."""
+def test_an_install_with_only_the_migrations_bytecode_migrates_and_opens(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migrations shipped as bytecode alone (``compileall -b``, sources removed): a new
+    database is brought to head, and one at head opens without alembic being asked."""
+    import compileall
+    import shutil
+
+    from monitor.store import db
+
+    bytecode = tmp_path / "migrations"
+    shutil.copytree(db.MIGRATIONS, bytecode, ignore=shutil.ignore_patterns("__pycache__"))
+    assert compileall.compile_dir(str(bytecode), legacy=True, quiet=1)
+    for source in (bytecode / "versions").glob("*.py"):
+        source.unlink()
+    head = db.head_revision()
+    monkeypatch.setattr(db, "MIGRATIONS", bytecode)
+    assert db.head_revision() == head
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    engine = db.open_database(url)[0]  # migrated from the bytecode
+    assert db._at_head(engine)
+    engine.dispose()
+
+
+def test_a_database_of_a_later_release_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A schema at a revision this release does not know (the database was opened by a newer
+    monitor): a StorageError that says so, not alembic's traceback."""
+    from sqlalchemy import text
+
     from monitor.store import db
 
     url = f"sqlite:///{tmp_path / 'monitor.db'}"
-    engine = db.open_database(url)[0]
-    assert db._at_head(engine)
-    bytecode = tmp_path / "migrations" / "versions"
-    bytecode.mkdir(parents=True)
-    (bytecode / "0001_initial.cpython-311.pyc").write_bytes(b"")
-    monkeypatch.setattr(db, "MIGRATIONS", bytecode.parent)
-    assert db.head_revision() is None
-    assert not db._at_head(engine)
+    db.open_database(url)[0].dispose()
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StorageError, match=r"cannot bring the database .*9999"):
+        db.migrate(engine)
     engine.dispose()
 
 
@@ -464,7 +487,7 @@ def test_calls_that_come_while_the_lists_are_out_go_together_in_the_next() -> No
     def one(argument: int) -> None:
         try:
             results[argument] = gathered(argument)
-        except ValueError as e:
+        except (ValueError, RuntimeError) as e:
             results[argument] = e
 
     first = threading.Thread(target=one, args=(1,))
@@ -483,12 +506,43 @@ def test_calls_that_come_while_the_lists_are_out_go_together_in_the_next() -> No
     assert sorted(len(batch) for batch in lists[1:]) == [2, 3]  # three at most, in two lists
     assert sorted(n for batch in lists[1:] for n in batch) == [2, 3, 4, 6, 13]
     failed = next(batch for batch in lists[1:] if 13 in batch)
-    for argument in (2, 3, 4, 6):
-        assert results[argument] == (argument * 10 if argument not in failed
-                                     else results[13]), argument
-    assert isinstance(results[13], ValueError)
+    for argument in (2, 3, 4, 6, 13):
+        if argument in failed:  # each its own error, saying what failed the list
+            assert isinstance(results[argument], Exception), argument
+            assert "unlucky" in str(results[argument]), argument
+        else:
+            assert results[argument] == argument * 10
+    assert len({id(results[argument]) for argument in failed}) == len(failed)
     assert gathered._running == 0 and not gathered._waiting
     assert gathered(7) == 70  # alone, at once
+
+
+def test_a_describe_list_that_fails_as_a_whole_is_tried_again_one_article_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list stopped at its deadline, or whose worker died: each article is described alone
+    again, so only the one at fault goes without features."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from monitor.stories.features import Features
+    from monitor.work import DocumentWorkers
+
+    workers = DocumentWorkers(processes=1, timeout=3, memory_mib=0)
+    good = Features("en", b"", (), (), ())
+    sent: list[list[str]] = []
+
+    def run(_function: object, args: tuple[list[tuple[str, ...]]]) -> list[Features]:
+        titles = [item[0] for item in args[0]]
+        sent.append(titles)
+        if "slow" in titles:
+            raise FutureTimeout()
+        return [good for _ in titles]
+
+    monkeypatch.setattr(workers, "_run", run)
+    items: list[Any] = [("a", "", (), None), ("slow", "", (), None), ("b", "", (), None)]
+    assert workers._describe_list(items) == [good, "stopped after 3s", good]
+    assert sent == [["a", "slow", "b"], ["a"], ["slow"], ["b"]]
+    assert workers._describe_list(items[1:2]) == ["stopped after 3s"]  # alone: once
+    assert workers.describe("slow", "", ()) is None
 
 
 def test_gathered_calls_from_many_threads_all_end_and_leave_nothing_behind() -> None:
@@ -513,7 +567,8 @@ def test_gathered_calls_from_many_threads_all_end_and_leave_nothing_behind() -> 
         for n in range(argument * 10, argument * 10 + 10):
             try:
                 outcomes[n] = gathered(n)
-            except ValueError:
+            except (ValueError, RuntimeError) as e:  # the carrier's own, or one wrapping it
+                assert "no luck" in str(e)
                 outcomes[n] = None
 
     threads = [threading.Thread(target=one, args=(t,)) for t in range(40)]
@@ -535,13 +590,21 @@ def test_articles_described_together_get_the_features_each_would_alone() -> None
     import numpy as np
 
     from monitor.stories import features
-    from monitor.work import DocumentWorkers
+    from monitor.work import DocumentWorkers, Gathered
 
     texts = [(f"Headline {n}", f"Gunmen attacked a convoy near Kidal on Tuesday, killing {n} "
               "soldiers, the army said. " * (n + 1), ("wagner",) if n % 2 else ())
              for n in range(6)] + [("", "", ())]
     workers = DocumentWorkers(processes=1, timeout=120, memory_mib=0)
     out: dict[int, object] = {}
+    lists: list[int] = []
+    send = workers._describe_list
+
+    def recorded(items: list[Any]) -> list[Any]:
+        lists.append(len(items))
+        return send(items)
+
+    workers._describing = Gathered(recorded, 1, 8)
     try:
         workers.start()
         threads = [threading.Thread(target=lambda n=n: out.__setitem__(
@@ -550,8 +613,14 @@ def test_articles_described_together_get_the_features_each_would_alone() -> None
             thread.start()
         for thread in threads:
             thread.join(120)
+        # one article that fails in a list fails alone
+        bad: Any = ("Bad", "A text.", (7,), None)  # a name that is no string: it raises
+        listed = workers._describe_list([(*texts[0], None), bad, (*texts[1], None)])
     finally:
         workers.close()
+    assert sum(lists) == len(texts) and max(lists) > 1  # they went together
+    assert isinstance(listed[0], features.Features) and isinstance(listed[2], features.Features)
+    assert isinstance(listed[1], str) and "AttributeError" in listed[1]
     for n, (title, text, names) in enumerate(texts):
         alone = features.extract(title, text, names)
         got = out[n]

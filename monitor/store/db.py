@@ -103,26 +103,30 @@ def migrate(engine: Engine) -> None:
         return
     from alembic import command
     from alembic.config import Config as AlembicConfig
+    from alembic.util import CommandError
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sourceless", "true")  # an install that ships only bytecode
     try:
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
-    except SQLAlchemyError as e:
+    except (SQLAlchemyError, CommandError) as e:
         raise StorageError(f"cannot bring the database {_safe_url(str(engine.url))} up to "
-                           f"date: {describe(e)}") from e
+                           f"date: {describe(e) if isinstance(e, SQLAlchemyError) else e}") \
+            from e
 
 
 def head_revision() -> str | None:
-    """The newest migration's revision: each file of ``migrations/versions`` is named after
-    its revision, and they follow one another (a test holds both to alembic's own view).
-    None when the files are not there as sources (alembic then decides)."""
-    return max((path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("*_*.py")),
-               default=None)
+    """The newest migration's revision: each file of ``migrations/versions`` (source, or
+    bytecode alone: ``compileall -b``) is named after its revision, and they follow one
+    another (a test holds both to alembic's own view). None when none is there."""
+    versions = MIGRATIONS / "versions"
+    names = [*versions.glob("*_*.py"), *versions.glob("*_*.pyc")]
+    return max((path.name.split("_", 1)[0] for path in names), default=None)
 
 
 def _at_head(engine: Engine) -> bool:

@@ -165,8 +165,14 @@ def _map_weights(backend: Any) -> None:
         return
     file = None
     try:
-        file = tempfile.TemporaryFile(  # noqa: SIM115 (left open)
-            prefix="monitor-encoder-", dir=_weights_folder())
+        folder = _weights_folder()
+        try:
+            file = tempfile.TemporaryFile(  # noqa: SIM115 (left open)
+                prefix="monitor-encoder-", dir=folder)
+        except OSError:
+            if folder is None:
+                raise
+            file = tempfile.TemporaryFile(prefix="monitor-encoder-")  # noqa: SIM115
         offsets, end = [], 0
         for _, _, array in found:
             end = -(-end // 64) * 64  # each array aligned, as numpy aligns its own
@@ -199,14 +205,14 @@ _RAM = ("tmpfs", "ramfs")
 
 
 def _weights_folder() -> str | None:
-    """Where the weights' file goes: ``$TMPDIR`` when it is set, else ``/var/tmp`` when the
-    default temporary folder is in RAM (a tmpfs ``/tmp``, as on many distributions and under
-    systemd's ``PrivateTmp``), where the file would be memory that cannot be dropped and is
-    charged to the service; None (tempfile's default) otherwise."""
+    """Where the weights' file goes: the folder ``$TMPDIR`` (or ``TEMP``, ``TMP``) names, else
+    ``/var/tmp`` when the default temporary folder is in RAM (a tmpfs ``/tmp``, as on many
+    distributions and under systemd's ``PrivateTmp``), where the file would be memory that
+    cannot be dropped and is charged to the service; None (tempfile's default) otherwise."""
     import os
     import tempfile
 
-    if os.environ.get("TMPDIR"):
+    if any(os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")):
         return None
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
