@@ -27,7 +27,7 @@ def _class_lookup_in_c() -> None:
     """lxml.html picks each element's Python class by calling back into Python, every time an
     element is handed to Python (form fields get classes of their own, which trafilatura does
     not use): the plain HTML classes picked in C instead make extraction 5-10 % faster, with
-    the same text (tests/test_stages.py checks both on hostile markup, and on the corpus)."""
+    the same text (tests/test_golden.py checks both on hostile markup, and on the corpus)."""
     parser = getattr(trafilatura.utils, "HTML_PARSER", None)
     if isinstance(parser, etree.HTMLParser):
         parser.set_element_class_lookup(etree.ElementDefaultClassLookup(

@@ -165,7 +165,7 @@ def fold_text(text: str) -> Folded:
         return Folded(text.lower(), None)
     if len(text) <= SHORT and not _special.cache_info().currsize:
         # a term, a headline, before the tables are built: one character at a time (once the
-        # fork server has built them, headlines go the table way too, 5 times faster)
+        # fork server has built them, headlines go the table way too, twice as fast)
         folded_text, where = _fold_slow(text)
         return Folded(folded_text, None if where == list(range(len(text))) else where)
     # Most text needs no more than lower-casing and straight apostrophes: check, then done.

@@ -27,6 +27,8 @@ from monitor.memory import give_back
 from monitor.text import fold_text, load_tables
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import marisa_trie
     import numpy as np
     import numpy.typing as npt
@@ -223,7 +225,7 @@ def _weights_folder() -> str | None:
                        lambda path: os.access(path, os.W_OK | os.X_OK))
 
 
-def disk_folder(default: str, mountinfo: str, writable: Any,
+def disk_folder(default: str, mountinfo: str, writable: Callable[[str], bool],
                 fallbacks: tuple[str, ...] = ("/var/tmp",)) -> str | None:
     """The first of ``fallbacks`` that is writable and on disk, when ``default`` is in RAM
     (by ``mountinfo``, in the format of /proc/self/mountinfo); else None."""
