@@ -50,9 +50,16 @@ sys.path.insert(0, str(ROOT))
 DEFAULT = ROOT.parent / "shared" / "corpus" / "articles"
 
 import trafilatura  # noqa: E402
+import trafilatura.xpaths  # noqa: E402
 from proc import PeakMemory, cpu_seconds, join_all, tree, tree_memory  # noqa: E402
+from trafilatura.settings import use_config  # noqa: E402
 
-from monitor.extract import _CONFIG  # noqa: E402
+# The baseline is trafilatura as shipped, with monitor's settings (monitor.extract's _CONFIG).
+# monitor.extract is not imported here: the baseline's processes import this module, and
+# importing it would give them monitor's faster element lookup and XPath stand-ins.
+_CONFIG = use_config()
+_CONFIG.set("DEFAULT", "MAX_TREE_SIZE", "200000")
+_CONFIG.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")
 
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.S | re.I)
 
@@ -160,6 +167,7 @@ def _fetch(url: str) -> bytes:
 
 
 def _baseline_one(url: str) -> int:
+    assert type(trafilatura.xpaths.BODY_XPATH[0]).__name__ == "XPath", "baseline: not as shipped"
     text = trafilatura.extract(_fetch(url), url=url, include_comments=False, fast=True,
                                include_tables=True, config=_CONFIG)
     return len(text or "")
@@ -338,6 +346,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0,
                         help="documents.processes (0: one per core, the default)")
     args = parser.parse_args()
+    from monitor.extract import _CONFIG as monitors
+    assert all(_CONFIG.get("DEFAULT", key) == monitors.get("DEFAULT", key)
+               for key in ("MAX_TREE_SIZE", "EXTRACTION_TIMEOUT")), "baseline: other settings"
     if args.instances > 1 and args.db == "sqlite":
         raise SystemExit("several instances need PostgreSQL: --db postgresql+psycopg://...")
     total = len(load_pages(args.articles)) * args.rounds

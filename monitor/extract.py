@@ -8,12 +8,16 @@ text with ``fast=True`` (0.959 without), about 29 ms a page with decompression (
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import trafilatura
 import trafilatura.utils
 from lxml import etree
 from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HtmlProcessingInstruction
 from trafilatura.settings import use_config
 
+from monitor import xpaths
 from monitor.text import clean
 
 MAX_TEXT = 200_000
@@ -36,6 +40,24 @@ def _class_lookup_in_c() -> None:
 
 
 _class_lookup_in_c()
+xpaths.install()
+
+
+@contextmanager
+def trafilatura_as_shipped() -> Iterator[None]:
+    """trafilatura with lxml.html's own class lookup and its own XPath expressions, as a
+    baseline runs it (for tests and benchmarks that compare the two; not thread-safe)."""
+    from lxml.html import HtmlElementClassLookup
+
+    parser = getattr(trafilatura.utils, "HTML_PARSER", None)
+    if isinstance(parser, etree.HTMLParser):
+        parser.set_element_class_lookup(HtmlElementClassLookup())
+    xpaths.uninstall()
+    try:
+        yield
+    finally:
+        _class_lookup_in_c()
+        xpaths.install()
 
 
 def extract_text(html: bytes, url: str) -> str:
