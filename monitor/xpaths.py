@@ -23,19 +23,18 @@ from typing import Any
 from lxml import etree
 
 Select = Callable[[etree._Element], list[etree._Element]]
-Test = Callable[[str | None], bool]
+Search = Callable[[str], re.Match[str] | None]
 
 
-def _test(pattern: str, flags: int = 0) -> Test:
-    """EXSLT's ``re:test(@a, pattern)`` on an attribute's value (None when it is absent, which
-    XPath reads as the empty string): Python's ``re.search``, as lxml runs it."""
+def _search(pattern: str, flags: int = 0) -> Search:
+    """EXSLT's ``re:test(@a, pattern)`` is Python's ``re.search`` as lxml runs it, on the
+    attribute's value; on an absent attribute (the empty string to XPath) the stand-ins skip
+    it, which holds only for a pattern that cannot match the empty string: for another, the
+    XPath is kept (ValueError)."""
     compiled = re.compile(pattern, re.UNICODE | flags)
-    on_empty = compiled.search("") is not None
-    search = compiled.search
-
-    def test(value: str | None) -> bool:
-        return on_empty if value is None else search(value) is not None
-    return test
+    if compiled.search("") is not None:
+        raise ValueError(f"{pattern!r} matches the empty string")
+    return compiled.search
 
 
 def _first(element: etree._Element, one: str, other: str) -> str:
@@ -59,35 +58,39 @@ _ELEMENTS = etree.Element  # as a tag filter: elements only, as XPath's "*"
 
 
 def _overall_discard(cookie: str, ids: str, classes: str) -> Select:
-    in_cookie, in_id, in_class = _test(cookie), _test(ids), _test(classes)
+    in_cookie, in_id, in_class = _search(cookie), _search(ids), _search(classes)
 
     def select(tree: etree._Element) -> list[etree._Element]:
         found = []
         for e in tree.iterdescendants("div", "item", "list", "p", "section", "span"):
             get = e.get
-            if (get("data-lp-replacement-content") is not None
+            i, c = get("id"), get("class")
+            if ((i is not None and in_id(i)) or (c is not None and in_class(c))
+                    or ((i is not None or c is not None) and in_cookie(_first(e, "id", "class")))
+                    or get("data-lp-replacement-content") is not None
                     or "nav" in (get("role") or "").replace("N", "n")
-                    or "MostPopularStories" in (get("data-component") or "")
-                    or in_cookie(_first(e, "id", "class"))
-                    or in_id(get("id")) or in_class(get("class"))):
+                    or "MostPopularStories" in (get("data-component") or "")):
                 found.append(e)
         return found
     return select
 
 
 def _hidden(hidden: str, ids: str, classes: str) -> Select:
-    in_hidden, in_id, in_class = _test(hidden), _test(ids), _test(classes)
+    in_hidden, in_id, in_class = _search(hidden), _search(ids), _search(classes)
 
     def select(tree: etree._Element) -> list[etree._Element]:
         found = []
         for e in tree.iterdescendants(_ELEMENTS):
             get = e.get
-            style = get("style") or ""
-            if (get("class") == "comments-title"
-                    or _first(e, "id", "class").startswith("reply-")
-                    or in_hidden(_first(e, "id", "style"))
-                    or "display:none" in style or "display: none" in style
-                    or in_id(get("id")) or in_class(get("class"))
+            i, c, style = get("id"), get("class"), get("style")
+            if ((c is not None and (c == "comments-title" or in_class(c)))
+                    or (i is not None and in_id(i))
+                    or ((i is not None or c is not None)
+                        and _first(e, "id", "class").startswith("reply-"))
+                    or (style is not None
+                        and ("display:none" in style or "display: none" in style))
+                    or ((i is not None or style is not None)
+                        and in_hidden(_first(e, "id", "style")))
                     or get("aria-hidden") == "true"):
                 found.append(e)
         return found
@@ -95,30 +98,32 @@ def _hidden(hidden: str, ids: str, classes: str) -> Select:
 
 
 def _comments_and_lists(ids: str, classes: str, list_ids: str, list_classes: str) -> Select:
-    in_id, in_class = _test(ids), _test(classes)
-    list_id, list_class = _test(list_ids), _test(list_classes)
+    in_id, in_class = _search(ids), _search(classes)
+    list_id, list_class = _search(list_ids), _search(list_classes)
 
     def select(tree: etree._Element) -> list[etree._Element]:
         found = []
         for e in tree.iterdescendants("div", "list", "section", "details", "ol", "ul"):
             i, c = e.get("id"), e.get("class")
-            if (in_id(i) or in_class(c)) and (
-                    e.tag not in ("ol", "ul") or list_id(i) or list_class(c)):
+            if ((i is not None and in_id(i)) or (c is not None and in_class(c))) and (
+                    e.tag not in ("ol", "ul") or (i is not None and list_id(i))
+                    or (c is not None and list_class(c))):
                 found.append(e)
         return found
     return select
 
 
 def _appended_articles(ids: str, classes: str, kept_ids: str, kept_classes: str) -> Select:
-    in_id, in_class = _test(ids), _test(classes)
-    kept_id, kept_class = _test(kept_ids), _test(kept_classes)
+    in_id, in_class = _search(ids), _search(classes)
+    kept_id, kept_class = _search(kept_ids), _search(kept_classes)
 
     def select(tree: etree._Element) -> list[etree._Element]:
         found = []
         for e in tree.iterdescendants("div", "section", "aside"):
             i, c = e.get("id"), e.get("class")
-            if (in_id(i) or in_class(c)) and (
-                    next(e.iterdescendants("h1"), None) is None or kept_id(i) or kept_class(c)):
+            if ((i is not None and in_id(i)) or (c is not None and in_class(c))) and (
+                    next(e.iterdescendants("h1"), None) is None
+                    or (i is not None and kept_id(i)) or (c is not None and kept_class(c))):
                 found.append(e)
         return found
     return select
@@ -133,14 +138,15 @@ def _class_contains(literal: str) -> Select:
 
 def _article_body(ids: str, classes: str) -> Select:
     """``.//*[...][1]``: of the children of each element, the first that qualifies."""
-    in_id, in_class = _test(ids), _test(classes)
+    in_id, in_class = _search(ids), _search(classes)
 
     def select(tree: etree._Element) -> list[etree._Element]:
         found, parents = [], set()
         for e in tree.iterdescendants("article", "div", "main", "section"):
             i, c = e.get("id"), e.get("class")
-            if (c == "post" or c == "entry" or e.get("itemprop") == "articleBody"
-                    or i == "articleContent" or in_id(i) or in_class(c)):
+            if ((c is not None and (c == "post" or c == "entry" or in_class(c)))
+                    or (i is not None and (i == "articleContent" or in_id(i)))
+                    or e.get("itemprop") == "articleBody"):
                 parent = e.getparent()
                 if parent not in parents:
                     parents.add(parent)
@@ -153,15 +159,17 @@ _CLEANED_TAGS = frozenset(("aside", "fencedframe", "footer", "script", "style", 
 
 
 def _basic_clean(classes: str, ids: str) -> Select:
-    in_class, in_id = _test(classes, re.IGNORECASE), _test(ids, re.IGNORECASE)
+    in_class, in_id = _search(classes, re.IGNORECASE), _search(ids, re.IGNORECASE)
 
     def select(tree: etree._Element) -> list[etree._Element]:
         found = []
         for e in tree.iterdescendants(_ELEMENTS):
             tag = e.tag
+            c, i = e.get("class"), e.get("id")
             if (tag in _CLEANED_TAGS
-                    or (tag == "div" and "footer" in _first(e, "class", "id"))
-                    or in_class(e.get("class")) or in_id(e.get("id"))):
+                    or (tag == "div" and (c is not None or i is not None)
+                        and "footer" in _first(e, "class", "id"))
+                    or (c is not None and in_class(c)) or (i is not None and in_id(i))):
                 found.append(e)
         return found
     return select
@@ -276,7 +284,11 @@ def install() -> list[str]:
         found = _pattern(template).fullmatch(original.path)
         if found is None:
             continue
-        _put(where, Standin(original, build(*found.groups())))
+        try:
+            select = build(*found.groups())
+        except (ValueError, re.error):  # a pattern matching "" (or Python's re refusing it)
+            continue
+        _put(where, Standin(original, select))
         installed.append(_name(where))
     return installed
 
