@@ -151,6 +151,7 @@ class Service:
         if documents.spec != self.documents.spec:
             self.documents.close()
             self.documents = documents
+            documents.start()  # now, as ``monitor run`` does, rather than at the next page
         self.settings, self.matcher, self.channels, self.renderer = (new, matcher, channels,
                                                                      renderer)
         self.prepare()

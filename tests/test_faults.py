@@ -184,6 +184,10 @@ def test_a_watchlist_file_gone_for_a_moment_keeps_matching(
     reloader.requested.set()
     fresh = reloader.check()
     assert fresh is not None and [w.name for w in fresh.watchlists] == ["sahel"]
+    workers = svc.documents
+    svc.apply(fresh)
+    assert svc.documents is not workers  # other watchlists, other workers, started at once
+    assert svc.documents._pool is not None
 
 
 def test_an_entry_page_with_a_malformed_redirect_is_stored_from_its_feed_text(
