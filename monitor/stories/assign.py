@@ -27,6 +27,7 @@ import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,7 +57,8 @@ class Story:
     """A story as the decider sees it: where its reports lie, what they name and when."""
 
     id: int
-    total: npt.NDArray[np.float32]  # sum of the unit vectors of its articles
+    total: npt.NDArray[np.floating[Any]]  # sum of the unit vectors of its articles (float32;
+    # float16 once in the index)
     count: int
     first: datetime
     last: datetime
@@ -104,6 +106,10 @@ def event_days(features: Features, when: datetime) -> set[int]:
     return days
 
 
+Rows = tuple["npt.NDArray[np.floating[Any]]", "npt.NDArray[np.floating[Any]]",
+             "npt.NDArray[np.floating[Any]]"]
+
+
 class Index:
     """The active stories, with their centroids in one matrix for the cosine shortlist."""
 
@@ -119,8 +125,8 @@ class Index:
     def __len__(self) -> int:
         return len(self.stories)
 
-    def put(self, story: Story) -> None:
-        """Add or replace a story."""
+    def put(self, story: Story, rows: Rows | None = None) -> None:
+        """Add or replace a story; ``rows``: its ``rows``, if already computed."""
         self.stories[story.id] = story
         row = self._rows.get(story.id)
         if row is None:
@@ -135,11 +141,20 @@ class Index:
             self._used += 1
             self._rows[story.id] = row
             self._ids.append(story.id)
+        unit, coarse, half = rows if rows is not None else self.rows(story)
+        self._matrix[row], self._coarse[row] = unit, coarse
+        story.total = half  # held at half size; sums are back in float32
+
+    @staticmethod
+    def rows(story: Story) -> Rows:
+        """What ``put`` stores of a story's vector: its unit vector, that vector's projection
+        for the first pass, and the sum at half size. Computed apart so that a caller can do
+        it before taking a lock: numpy lets the GIL go in its matrix products, and a thread
+        that has let it go waits for it again behind every busy thread of the daemon."""
         total = np.asarray(story.total, dtype=np.float32)
         norm = float(np.linalg.norm(total))
-        self._matrix[row] = total / norm if norm > 0 else 0.0
-        self._coarse[row] = self._matrix[row] @ _projection()
-        story.total = total.astype(np.float16)  # held at half size; sums are back in float32
+        unit = total / norm if norm > 0 else np.zeros_like(total)
+        return unit, unit @ _projection(), total.astype(np.float16)
 
     def drop_before(self, moment: datetime) -> None:
         """Forget the stories last active before ``moment``."""

@@ -77,9 +77,10 @@ class Stories:
         keeper, version, story = placed
         if keeper is not self:
             return
+        rows = assign.Index.rows(story)  # before the lock the next placing waits for
         with self._lock:
             if self._seen == version - 1:
-                self.index.put(story)
+                self.index.put(story, rows)
                 self._seen = version
 
     def _forget_old(self, when: datetime) -> None:
