@@ -126,7 +126,8 @@ class Index:
         return len(self.stories)
 
     def put(self, story: Story, rows: Rows | None = None) -> None:
-        """Add or replace a story; ``rows``: its ``rows``, if already computed."""
+        """Add or replace a story; ``rows``: ``Index.rows(story)`` of this very story, if
+        already computed (they are stored as given, not checked)."""
         self.stories[story.id] = story
         row = self._rows.get(story.id)
         if row is None:
