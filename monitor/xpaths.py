@@ -99,36 +99,32 @@ def _hidden(hidden: str, ids: str, classes: str) -> Select:
     return select
 
 
-def _comments_and_lists(ids: str, classes: str, list_ids: str, list_classes: str) -> Select:
-    in_id, in_class = _search(ids), _search(classes)
-    list_id, list_class = _search(list_ids), _search(list_classes)
+def _marked(tags: tuple[str, ...], kept: Callable[[etree._Element], bool]) -> Callable[..., Select]:
+    """``.//*[tags][re:test(@id, A) or re:test(@class, B)][kept or re:test(@id, C) or
+    re:test(@class, D)]``, ``kept`` tested only on the elements the first test took."""
+    def build(ids: str, classes: str, kept_ids: str, kept_classes: str) -> Select:
+        in_id, in_class = _search(ids), _search(classes)
+        kept_id, kept_class = _search(kept_ids), _search(kept_classes)
 
-    def select(tree: etree._Element) -> list[etree._Element]:
-        found = []
-        for e in tree.iterdescendants("div", "list", "section", "details", "ol", "ul"):
-            i, c = e.get("id"), e.get("class")
-            if ((i is not None and in_id(i)) or (c is not None and in_class(c))) and (
-                    e.tag not in ("ol", "ul") or (i is not None and list_id(i))
-                    or (c is not None and list_class(c))):
-                found.append(e)
-        return found
-    return select
+        def select(tree: etree._Element) -> list[etree._Element]:
+            found = []
+            for e in tree.iterdescendants(*tags):
+                i, c = e.get("id"), e.get("class")
+                if ((i is not None and in_id(i)) or (c is not None and in_class(c))) and (
+                        kept(e) or (i is not None and kept_id(i))
+                        or (c is not None and kept_class(c))):
+                    found.append(e)
+            return found
+        return select
+    return build
 
 
-def _appended_articles(ids: str, classes: str, kept_ids: str, kept_classes: str) -> Select:
-    in_id, in_class = _search(ids), _search(classes)
-    kept_id, kept_class = _search(kept_ids), _search(kept_classes)
-
-    def select(tree: etree._Element) -> list[etree._Element]:
-        found = []
-        for e in tree.iterdescendants("div", "section", "aside"):
-            i, c = e.get("id"), e.get("class")
-            if ((i is not None and in_id(i)) or (c is not None and in_class(c))) and (
-                    next(e.iterdescendants("h1"), None) is None
-                    or (i is not None and kept_id(i)) or (c is not None and kept_class(c))):
-                found.append(e)
-        return found
-    return select
+# comment sections, and ol/ul lists only when they are comments by the narrower test
+_comments_and_lists = _marked(("div", "list", "section", "details", "ol", "ul"),
+                              lambda e: e.tag not in ("ol", "ul"))
+# appended articles, unless they hold the page's h1 (the real one) and are not marked as such
+_appended_articles = _marked(("div", "section", "aside"),
+                             lambda e: next(e.iterdescendants("h1"), None) is None)
 
 
 def _class_contains(literal: str) -> Select:
